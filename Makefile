@@ -1,0 +1,47 @@
+# satchel: the README's commands. uv is bootstrapped into .tools/ when missing;
+# no Python build is ever downloaded (the machine's python3 is used).
+SHELL := /bin/bash
+PYTHON ?= python3
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON ?= $(shell command -v $(PYTHON))
+TOOLS := .tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/uv/bin/uv)
+SYNC_STAMP := .venv/.synced
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test check lint typecheck docs bench sync servers clean
+
+$(TOOLS)/uv/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/python -m pip install --quiet uv
+
+$(SYNC_STAMP): $(UV) pyproject.toml uv.lock packages/*/pyproject.toml
+	$(UV) sync --all-packages --all-extras --frozen
+	@touch $@
+
+sync: $(SYNC_STAMP)
+
+demo: $(SYNC_STAMP)
+	$(UV) run --frozen python -m examples.shop --host $(HOST) --port $(PORT)
+
+test: $(SYNC_STAMP)
+	$(UV) run --frozen python -m pytest $(PYTEST_ARGS)
+
+lint: $(SYNC_STAMP)
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: $(SYNC_STAMP)
+	$(UV) run --frozen mypy packages/core/src packages/conformance/src packages/storage-sqlite/src packages/storage-redis/src packages/storage-mongo/src packages/codec-crypto/src tests/typing
+
+docs: $(SYNC_STAMP)
+	$(UV) run --frozen mkdocs build --strict --site-dir site
+
+check: lint typecheck docs
+
+bench: $(SYNC_STAMP)
+	$(UV) run --frozen python bench/run.py
+
+clean:
+	rm -rf .venv $(TOOLS) site

@@ -1,0 +1,77 @@
+"""Shared parts of the server finders: free ports, starting a binary, waiting for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+__all__ = ["Unavailable", "free_port", "wait_for_port", "running", "docker_answers", "which"]
+
+
+class Unavailable(Exception):
+    """No server could be found or started; the message says which of the three to provide."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 15.0) -> None:
+    """Return once ``host:port`` accepts connections; raise ``Unavailable`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise Unavailable(f"nothing answered on {host}:{port} after {timeout}s") from None
+            time.sleep(0.05)
+
+
+def which(binary: str) -> str | None:
+    """The path of ``binary`` on PATH (or in /usr/sbin, /usr/bin), else ``None``."""
+    return shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin:/usr/local/bin")
+
+
+@contextlib.contextmanager
+def running(
+    argv: Sequence[str], *, port: int, cwd: Path, timeout: float = 15.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` in ``cwd``, wait until ``port`` answers, stop it on exit."""
+    log = open(cwd / f"server-{port}.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_for_port(port, timeout=timeout)
+        except Unavailable as exc:
+            raise Unavailable(
+                f"{argv[0]} did not start on port {port}: "
+                + (cwd / f"server-{port}.log").read_text(errors="replace")[-2000:]
+            ) from exc
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def docker_answers() -> bool:
+    """Whether a Docker engine answers (testcontainers needs one)."""
+    if os.environ.get("DOCKER_HOST"):
+        return True
+    return Path("/var/run/docker.sock").exists()

@@ -1,0 +1,76 @@
+"""satchel: typed, async HTTP sessions for every ASGI framework.
+
+>>> import satchel
+>>> sessions = satchel.Sessions(satchel.cookie(dict, "SESSION", transformers=[satchel.Sign("k" * 32)]))
+"""
+
+from ._exceptions import (
+    ConfigError,
+    PluginError,
+    SatchelError,
+    SerializationError,
+    SessionConflict,
+    SessionTooLarge,
+    StorageError,
+)
+from ._hookspecs import hookimpl
+from ._identity import TokenId, token_id
+from ._memory import MemoryStorage
+from ._plugins import (
+    PluginInfo,
+    Registry,
+    installed_plugins,
+    open_storage,
+    serializer,
+    transformer,
+)
+from ._serializers import JSONSerializer, MsgPackSerializer
+from ._transformers import Digest, Sign
+from ._types import (
+    BindableTransformer,
+    CompareAndSet,
+    IdentityGenerator,
+    Reissue,
+    SessionStorage,
+    Serializer,
+    StorageCapabilities,
+    Transformer,
+    capabilities_of,
+)
+
+__all__ = [
+    # errors
+    "SatchelError",
+    "ConfigError",
+    "PluginError",
+    "StorageError",
+    "SessionConflict",
+    "SerializationError",
+    "SessionTooLarge",
+    # extension points
+    "SessionStorage",
+    "CompareAndSet",
+    "StorageCapabilities",
+    "capabilities_of",
+    "Serializer",
+    "Transformer",
+    "BindableTransformer",
+    "Reissue",
+    "IdentityGenerator",
+    # built-ins
+    "MemoryStorage",
+    "JSONSerializer",
+    "MsgPackSerializer",
+    "Sign",
+    "Digest",
+    "TokenId",
+    "token_id",
+    # plugins
+    "hookimpl",
+    "Registry",
+    "PluginInfo",
+    "installed_plugins",
+    "open_storage",
+    "serializer",
+    "transformer",
+]

@@ -1,0 +1,59 @@
+"""Session IDs: the default generator and the check that an incoming ID could be one."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+
+__all__ = ["TokenId", "token_id", "id_validator"]
+
+_URLSAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+class TokenId:
+    """An identity generator: ``nbytes`` random bytes from :mod:`secrets`, URL-safe base64.
+
+    The default, :data:`satchel.token_id`, draws 32 bytes (43 characters). Its
+    ``is_valid`` refuses, before any storage call, an ID it could not have produced.
+    """
+
+    alphabet = _URLSAFE
+
+    def __init__(self, nbytes: int = 32) -> None:
+        if nbytes < 16:
+            from ._exceptions import ConfigError
+
+            raise ConfigError(f"TokenId(nbytes={nbytes}) is guessable; use nbytes >= 16")
+        self.nbytes = nbytes
+        # base64 without padding: 4 characters per 3 bytes, rounded up
+        self.length = -(-nbytes * 4 // 3)
+        self._pattern = re.compile(rf"[A-Za-z0-9_-]{{{self.length}}}")
+
+    def __call__(self) -> str:
+        return secrets.token_urlsafe(self.nbytes)
+
+    def is_valid(self, value: str) -> bool:
+        """Whether ``value`` has the shape of an ID this generator produces."""
+        return self._pattern.fullmatch(value) is not None
+
+    def __repr__(self) -> str:
+        return f"TokenId(nbytes={self.nbytes})"
+
+
+token_id = TokenId()
+"""The default identity generator: 32 bytes from :mod:`secrets`, URL-safe (43 characters)."""
+
+_GENERIC = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def id_validator(generator: Callable[[], str]) -> Callable[[str], bool]:
+    """The check for incoming IDs that goes with ``generator``.
+
+    A generator with an ``is_valid`` method is asked; any other is held to a URL-safe
+    ID of 16 to 128 characters.
+    """
+    check = getattr(generator, "is_valid", None)
+    if callable(check):
+        return check  # type: ignore[no-any-return]
+    return lambda value: _GENERIC.fullmatch(value) is not None

@@ -1,0 +1,164 @@
+"""The extension points: storage, serializer, transformer, identity generator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar, runtime_checkable
+
+__all__ = [
+    "SessionStorage",
+    "CompareAndSet",
+    "StorageCapabilities",
+    "capabilities_of",
+    "Serializer",
+    "Transformer",
+    "BindableTransformer",
+    "Reissue",
+    "IdentityGenerator",
+]
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class SessionStorage(Protocol):
+    """Protocol: where server-side session data lives, keyed by session ID.
+
+    Every method is required. ``ttl`` is in seconds; ``None`` means no expiry.
+    Backend failures raise :class:`satchel.StorageError` with the cause chained.
+
+    .. versionadded:: 0.1
+    """
+
+    async def read(self, id: str) -> bytes | None:
+        """The stored bytes, or ``None`` when absent or expired."""
+        ...
+
+    async def write(self, id: str, data: bytes, ttl: float | None) -> None:
+        """Store ``data`` under ``id``, replacing what was there, expiring after ``ttl``."""
+        ...
+
+    async def invalidate(self, id: str) -> None:
+        """Delete ``id``; deleting an absent id is not an error."""
+        ...
+
+    async def touch(self, id: str, ttl: float | None) -> None:
+        """Extend the expiry of ``id`` to ``ttl`` from now, keeping its data; absent: no-op."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; calling it twice is not an error."""
+        ...
+
+
+@runtime_checkable
+class CompareAndSet(Protocol):
+    """Protocol: optional storage capability behind conflict detection.
+
+    .. versionadded:: 0.1
+    """
+
+    async def write_if(
+        self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None
+    ) -> bool:
+        """Write only if the stored value is ``expected`` (``None``: only if absent).
+
+        Atomic on the server. Returns whether the write happened.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class StorageCapabilities:
+    """What honestly varies between storages, declared as data.
+
+    A storage declares it as a ``capabilities`` attribute. One that declares nothing is
+    held to the strictest reading: these defaults.
+
+    Attributes:
+        persistent: data survives ``aclose()`` and reopening the same URL.
+        max_value_size: the largest value, in bytes, the storage accepts.
+        event_loops: the async libraries the storage runs on (``"asyncio"``, ``"trio"``).
+
+    .. versionadded:: 0.1
+    """
+
+    persistent: bool = True
+    max_value_size: int = 16 * 1024 * 1024
+    event_loops: frozenset[str] = field(default_factory=lambda: frozenset({"asyncio", "trio"}))
+
+
+_STRICTEST = StorageCapabilities()
+
+
+def capabilities_of(storage: object) -> StorageCapabilities:
+    """The capabilities ``storage`` declares, or the strictest reading if it declares none."""
+    caps = getattr(storage, "capabilities", None)
+    return caps if isinstance(caps, StorageCapabilities) else _STRICTEST
+
+
+class Serializer(Protocol[T]):
+    """Protocol: turns a session value into bytes and back, validating on the way in.
+
+    .. versionadded:: 0.1
+    """
+
+    def encode(self, value: T) -> bytes:
+        """The bytes for ``value``."""
+        ...
+
+    def decode(self, data: bytes) -> T:
+        """The value for ``data``; raises :class:`satchel.SerializationError` and nothing else."""
+        ...
+
+
+@runtime_checkable
+class Transformer(Protocol):
+    """Protocol: a reversible step applied to what travels (sign, digest, encrypt).
+
+    ``decode`` returns ``None`` to refuse a value (tampered, foreign, expired key);
+    it never raises.
+
+    .. versionadded:: 0.1
+    """
+
+    def encode(self, data: bytes) -> bytes:
+        """Outgoing: protect ``data``."""
+        ...
+
+    def decode(self, data: bytes) -> bytes | None:
+        """Incoming: the original bytes, or ``None`` to refuse."""
+        ...
+
+
+@runtime_checkable
+class BindableTransformer(Transformer, Protocol):
+    """Protocol: a transformer that derives per-mapping keys.
+
+    A mapping calls ``bind(context)`` once, at construction, with a string naming the
+    transport and the mapping (``"cookie:CART"``), and uses the transformer it returns;
+    so a value cut for one mapping never opens under another.
+
+    .. versionadded:: 0.1
+    """
+
+    def bind(self, context: str) -> Transformer:
+        """A transformer whose keys are derived for ``context``."""
+        ...
+
+
+class Reissue(bytes):
+    """What ``Transformer.decode`` returns for a value accepted under a fallback key.
+
+    It is ordinary ``bytes``; the marker tells the mapping to send the value again,
+    protected under the newest key, at the end of the request.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ()
+
+
+IdentityGenerator = Callable[[], str]
+"""A callable that returns a fresh session ID. See :data:`satchel.token_id`."""
