@@ -1,12 +1,23 @@
 """Find a server for tests: env URL, then a binary on PATH, then testcontainers, else skip.
 
-Each finder is a context manager that yields a URL, or raises :class:`Unavailable`
-whose message says which of the three to provide. The pytest plugin turns that into
-a skip with the same message.
+Each finder is a context manager taking a scratch directory; it yields a URL, or raises
+:class:`Unavailable` whose message says which of the three to provide. The pytest
+fixtures in :mod:`satchel_conformance.servers.fixtures` turn that into a skip with the
+same message. Only the standard library is imported here.
 """
 
 from __future__ import annotations
 
 from ._common import Unavailable, free_port, wait_for_port
+from ._mongo import mongodb
+from ._redis import redis, redis_cluster, redis_sentinel
 
-__all__ = ["Unavailable", "free_port", "wait_for_port"]
+__all__ = [
+    "Unavailable",
+    "free_port",
+    "wait_for_port",
+    "redis",
+    "redis_cluster",
+    "redis_sentinel",
+    "mongodb",
+]

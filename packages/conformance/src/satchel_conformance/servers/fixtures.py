@@ -1,0 +1,58 @@
+"""Session-scoped pytest fixtures that yield server URLs, or skip saying what to provide.
+
+The kit's pytest plugin exposes them to every test run: ``satchel_redis_url``,
+``satchel_redis_cluster_url``, ``satchel_redis_sentinel_url``, ``satchel_mongodb_url``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import ContextManager
+
+import pytest
+
+from . import Unavailable, mongodb, redis, redis_cluster, redis_sentinel
+
+__all__ = [
+    "satchel_redis_url",
+    "satchel_redis_cluster_url",
+    "satchel_redis_sentinel_url",
+    "satchel_mongodb_url",
+]
+
+
+def _serve(
+    finder: Callable[[Path], ContextManager[str]], factory: pytest.TempPathFactory, name: str
+) -> Iterator[str]:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(finder(factory.mktemp(name)))
+        except Unavailable as exc:
+            pytest.skip(str(exc))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def satchel_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A standalone Redis URL."""
+    yield from _serve(redis, tmp_path_factory, "redis")
+
+
+@pytest.fixture(scope="session")
+def satchel_redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``redis+cluster://`` URL to a 3-master Redis Cluster."""
+    yield from _serve(redis_cluster, tmp_path_factory, "redis-cluster")
+
+
+@pytest.fixture(scope="session")
+def satchel_redis_sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``redis+sentinel://`` URL to a master watched by sentinels."""
+    yield from _serve(redis_sentinel, tmp_path_factory, "redis-sentinel")
+
+
+@pytest.fixture(scope="session")
+def satchel_mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``mongodb://`` URL to a single-node replica set."""
+    yield from _serve(mongodb, tmp_path_factory, "mongodb")
