@@ -1,0 +1,237 @@
+"""``SQLiteStorage``: server-side sessions in one SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from satchel import ConfigError, StorageCapabilities, StorageError
+
+from . import _sql
+from ._url import MEMORY, Config, config, make_config
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+__all__ = ["SQLiteStorage"]
+
+T = TypeVar("T")
+
+# Every this many writes, a write also deletes up to _PURGE_LIMIT expired rows: the
+# table stays bounded by live sessions at a fixed, small cost per request.
+_PURGE_EVERY = 16
+_PURGE_LIMIT = 64
+# What `purge()` deletes per transaction, so requests still get the lock in between.
+_PURGE_BATCH = 1000
+
+
+class SQLiteStorage:
+    """Server-side sessions in one SQLite file, shared safely by several worker processes.
+
+    ``path`` is the file (created with its directory's permissions on first use) or
+    ``":memory:"``. Sessions of different ``namespace`` values in one file never see
+    each other. A write waits up to ``timeout`` seconds for another process's lock.
+    ``synchronous="full"`` makes every commit survive a power cut, not only a crash of
+    the process (the default, ``"normal"``).
+
+    The file is opened, switched to WAL and given its schema on first use; aiosqlite is
+    imported then. Failures raise :class:`satchel.StorageError` with SQLite's error
+    chained.
+
+    >>> storage = SQLiteStorage("sessions.db", namespace="shop")   # doctest: +SKIP
+    >>> await storage.write(session_id, b"...", ttl=3600)            # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        namespace: str | None = None,
+        timeout: float = 5.0,
+        synchronous: str = "normal",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._init(make_config(os.fspath(path), namespace, timeout, synchronous), clock)
+
+    def _init(self, cfg: Config, clock: Callable[[], float]) -> None:
+        self._cfg = cfg
+        self._clock = clock
+        self._conn: aiosqlite.Connection | None = None
+        self._db: sqlite3.Connection | None = None
+        self._opening: asyncio.Lock | None = None
+        self._closed = False
+        self._writes = 0
+        self.capabilities = StorageCapabilities(
+            persistent=cfg.path != MEMORY,
+            max_value_size=16 * 1024 * 1024,
+            event_loops=frozenset({"asyncio"}),  # aiosqlite answers through asyncio futures
+        )
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteStorage:
+        """The storage for ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or
+        ``sqlite://:memory:``; ``?namespace=``, ``?timeout=`` and ``?synchronous=`` may
+        also be given as keyword options (which win).
+
+        A malformed URL or option raises :class:`satchel.ConfigError` here, before any I/O.
+        """
+        clock = options.pop("clock", time.time)
+        if not callable(clock):
+            raise ConfigError("sqlite storage: clock must be a callable returning seconds")
+        storage = cls.__new__(cls)
+        storage._init(config(url, options), clock)
+        return storage
+
+    @property
+    def path(self) -> str:
+        """The database file (``":memory:"`` for a private in-memory database)."""
+        return self._cfg.path
+
+    @property
+    def namespace(self) -> str:
+        """The namespace this storage reads and writes (``""`` by default)."""
+        return self._cfg.namespace
+
+    # -- connection ----------------------------------------------------------------
+
+    async def _open(self) -> sqlite3.Connection:
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._db is not None:
+                return self._db
+            if self._closed:
+                raise StorageError(
+                    f"the SQLite storage for {self._cfg.path!r} was closed; open a new one"
+                )
+            import aiosqlite
+
+            cfg = self._cfg
+            opened: list[sqlite3.Connection] = []
+
+            def connector() -> sqlite3.Connection:
+                db = _sql.connect(cfg.path, cfg.timeout, cfg.synchronous)
+                opened.append(db)
+                return db
+
+            conn = aiosqlite.Connection(connector, iter_chunk_size=64)
+            try:
+                await conn
+            except _sql.SchemaTooNew as exc:
+                raise StorageError(
+                    f"{cfg.path!r} holds sessions in schema version {exc.found!r}, newer than "
+                    f"this satchel-sqlite understands ({_sql.SCHEMA_VERSION}); upgrade "
+                    "satchel-sqlite, or point the storage at another file"
+                ) from exc
+            except sqlite3.Error as exc:
+                raise StorageError(_open_failure(cfg.path, exc)) from exc
+            self._conn, self._db = conn, opened[0]
+            return self._db
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        db = self._db
+        if db is None:
+            db = await self._open()
+        assert self._conn is not None
+        try:
+            # One hop to the connection's thread per operation, the whole transaction
+            # inside it. aiosqlite's public calls are one statement per hop, and another
+            # task's statement could interleave with an open transaction between them.
+            return await self._conn._execute(fn, db, *args)  # type: ignore[no-any-return]
+        except sqlite3.Error as exc:
+            raise StorageError(
+                f"SQLite ({self._cfg.path!r}) failed: {exc}; check the file, its directory's "
+                "permissions and free disk space"
+            ) from exc
+        except ValueError as exc:  # aiosqlite: the connection was closed under us
+            raise StorageError(
+                f"the SQLite storage for {self._cfg.path!r} was closed; open a new one"
+            ) from exc
+
+    def _expiry(self, ttl: float | None) -> float | None:
+        return None if ttl is None else self._clock() + ttl
+
+    # -- SessionStorage --------------------------------------------------------------
+
+    async def read(self, id: str) -> bytes | None:
+        """The stored bytes, or ``None`` when absent or expired."""
+        return await self._run(_sql.read, self._cfg.namespace, id, self._clock())
+
+    async def write(self, id: str, data: bytes, ttl: float | None) -> None:
+        """Store ``data`` under ``id`` (replacing it), expiring ``ttl`` seconds from now."""
+        self._writes += 1
+        purge = None
+        if self._writes % _PURGE_EVERY == 0:
+            purge = (self._clock(), _PURGE_LIMIT)
+        await self._run(
+            _sql.write, self._cfg.namespace, id, bytes(data), self._expiry(ttl), purge
+        )
+
+    async def write_if(
+        self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None
+    ) -> bool:
+        """Write only if the stored value is ``expected`` (``None``: only if absent).
+
+        One conditional statement in one transaction, so it is atomic across processes.
+        """
+        return await self._run(
+            _sql.write_if,
+            self._cfg.namespace,
+            id,
+            bytes(data),
+            self._expiry(ttl),
+            None if expected is None else bytes(expected),
+            self._clock(),
+        )
+
+    async def invalidate(self, id: str) -> None:
+        """Delete ``id``; an absent id is not an error."""
+        await self._run(_sql.invalidate, self._cfg.namespace, id)
+
+    async def touch(self, id: str, ttl: float | None) -> None:
+        """Move the expiry of ``id`` to ``ttl`` seconds from now; absent or expired: no-op."""
+        await self._run(_sql.touch, self._cfg.namespace, id, self._expiry(ttl), self._clock())
+
+    async def purge(self) -> int:
+        """Delete every expired session in the file (all namespaces); returns how many.
+
+        Works in batches of a thousand rows, each its own short transaction, so other
+        processes keep writing meanwhile. ``satchel purge URL`` calls this.
+        """
+        removed = 0
+        while True:
+            batch = await self._run(_sql.purge_batch, self._clock(), _PURGE_BATCH)
+            removed += batch
+            if batch < _PURGE_BATCH:
+                return removed
+
+    async def aclose(self) -> None:
+        """Close the connection; calling it twice is not an error."""
+        self._closed = True
+        conn, self._conn, self._db = self._conn, None, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except sqlite3.Error as exc:
+                raise StorageError(f"closing SQLite ({self._cfg.path!r}) failed: {exc}") from exc
+
+    def __repr__(self) -> str:
+        ns = f", namespace={self._cfg.namespace!r}" if self._cfg.namespace else ""
+        return f"SQLiteStorage({self._cfg.path!r}{ns})"
+
+
+def _open_failure(path: str, exc: sqlite3.Error) -> str:
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        return (
+            f"{path!r} is not a SQLite database, or it is corrupt ({exc}); point the "
+            "storage at another file, or move this one away to start afresh"
+        )
+    where = os.path.dirname(os.path.abspath(path))
+    return (
+        f"cannot open SQLite database {path!r} ({exc}); check that the directory "
+        f"{where!r} exists and this process may write there"
+    )

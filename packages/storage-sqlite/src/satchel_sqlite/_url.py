@@ -1,0 +1,96 @@
+"""``sqlite://`` URLs and options, checked when the storage is built (no I/O here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote
+
+from satchel import ConfigError
+
+__all__ = ["Config", "MEMORY", "parse_url", "config"]
+
+MEMORY = ":memory:"
+_SYNCHRONOUS = ("normal", "full")
+_OPTIONS = ("namespace", "timeout", "synchronous")
+_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite://:memory:"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the file is and how to open it."""
+
+    path: str
+    namespace: str
+    timeout: float
+    synchronous: str
+
+
+def parse_url(url: str) -> tuple[str, dict[str, str]]:
+    """The file path and the query options of a ``sqlite://`` URL."""
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() != "sqlite" or not sep:
+        raise ConfigError(f"{url!r} is not a sqlite URL; write {_FORMS}")
+    rest, _, query = rest.partition("?")
+    if rest in (MEMORY, "/" + MEMORY):
+        path = MEMORY
+    elif rest.startswith("/"):
+        # sqlite:///x.db leaves "/x.db" (relative x.db); sqlite:////x.db leaves "//x.db" (/x.db)
+        path = unquote(rest[1:])
+    elif rest:
+        host = rest.partition("/")[0]
+        raise ConfigError(
+            f"{url!r} names a host ({host!r}), but SQLite is a local file; write {_FORMS}"
+        )
+    else:
+        path = ""
+    if not path:
+        raise ConfigError(f"{url!r} names no file; write {_FORMS}")
+    if path.endswith("/"):
+        raise ConfigError(f"{url!r} names a directory; end the URL with a file name, e.g. sessions.db")
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise ConfigError(f"{url!r} has a malformed query ({exc}); write ?namespace=name") from exc
+    return path, dict(pairs)
+
+
+def config(url: str, options: dict[str, object]) -> Config:
+    """The checked configuration for ``url`` and keyword ``options`` (keywords win)."""
+    path, query = parse_url(url)
+    merged: dict[str, object] = {**query, **options}
+    unknown = sorted(set(merged) - set(_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"sqlite storage: unknown option(s) {', '.join(unknown)}; "
+            f"the options are {', '.join(_OPTIONS)}"
+        )
+    return make_config(path, **merged)
+
+
+def make_config(
+    path: str,
+    namespace: object = None,
+    timeout: object = 5.0,
+    synchronous: object = "normal",
+) -> Config:
+    """Check the options one by one; each message says which value to change."""
+    if namespace is None:
+        namespace = ""
+    if not isinstance(namespace, str):
+        raise ConfigError(f"sqlite storage: namespace must be a string, not {namespace!r}")
+    try:
+        seconds = float(timeout)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigError(
+            f"sqlite storage: timeout={timeout!r} is not a positive number of seconds "
+            "(how long a write waits for another process's lock); e.g. timeout=5"
+        )
+    mode = str(synchronous).lower()
+    if mode not in _SYNCHRONOUS:
+        raise ConfigError(
+            f"sqlite storage: synchronous={synchronous!r}; use 'normal' (survives a crash "
+            "of the process) or 'full' (also survives a power cut, slower)"
+        )
+    return Config(path=path, namespace=namespace, timeout=seconds, synchronous=mode)
