@@ -15,7 +15,9 @@ from ._exceptions import (
 )
 from ._hookspecs import hookimpl
 from ._identity import TokenId, token_id
+from ._mapping import Mapping, cookie, header
 from ._memory import MemoryStorage
+from ._middleware import SessionMiddleware, sessions_of
 from ._plugins import (
     PluginInfo,
     Registry,
@@ -25,20 +27,29 @@ from ._plugins import (
     transformer,
 )
 from ._serializers import JSONSerializer, MsgPackSerializer
+from ._sessions import RequestSessions, Sessions
 from ._transformers import Digest, Sign
 from ._types import (
     BindableTransformer,
     CompareAndSet,
     IdentityGenerator,
     Reissue,
-    SessionStorage,
     Serializer,
+    SessionStorage,
     StorageCapabilities,
     Transformer,
     capabilities_of,
 )
 
 __all__ = [
+    # sessions
+    "Sessions",
+    "cookie",
+    "header",
+    "Mapping",
+    "SessionMiddleware",
+    "sessions_of",
+    "RequestSessions",
     # errors
     "SatchelError",
     "ConfigError",

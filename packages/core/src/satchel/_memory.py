@@ -83,9 +83,7 @@ class MemoryStorage:
     async def write(self, id: str, data: bytes, ttl: float | None) -> None:
         self._put(id, data, ttl)
 
-    async def write_if(
-        self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None
-    ) -> bool:
+    async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
         if self._get(id) != expected:
             return False
         self._put(id, data, ttl)

@@ -118,9 +118,9 @@ class Registry:
         table[name] = _Entry(factory, self._provider)
         info = self.plugins.get(self._provider)
         if info is not None:
-            {"storage": info.schemes, "serializer": info.serializers}.get(
-                kind, info.transformers
-            ).append(name)
+            {"storage": info.schemes, "serializer": info.serializers}.get(kind, info.transformers).append(
+                name
+            )
 
     def _lookup(self, kind: str, name: str) -> _Entry:
         entry = self._tables[kind].get(name)

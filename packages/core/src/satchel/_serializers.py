@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from ._exceptions import SerializationError
+from ._exceptions import ConfigError, SerializationError
 
 __all__ = ["JSONSerializer", "MsgPackSerializer"]
 
@@ -25,7 +25,7 @@ class _MsgspecSerializer(Generic[T]):
         try:
             self._decoder = self._module.Decoder(type)
         except TypeError as exc:
-            raise SerializationError(
+            raise ConfigError(
                 f"{type!r} cannot be a session type ({exc}); use a msgspec Struct, a "
                 "dataclass, an attrs class, a TypedDict or dict"
             ) from exc

@@ -51,15 +51,12 @@ class Sign:
         ]
         self._context = _context
         self._keys = [
-            hmac.new(m, b"satchel.sign\x00" + _context, hashlib.sha256).digest()
-            for m in self._masters
+            hmac.new(m, b"satchel.sign\x00" + _context, hashlib.sha256).digest() for m in self._masters
         ]
 
     def bind(self, context: str) -> Sign:
         """A copy whose keys are derived for ``context`` (a mapping's transport and name)."""
-        return Sign(
-            self._masters[0], fallback_keys=self._masters[1:], _context=context.encode()
-        )
+        return Sign(self._masters[0], fallback_keys=self._masters[1:], _context=context.encode())
 
     def encode(self, data: bytes) -> bytes:
         return data + hmac.new(self._keys[0], data, hashlib.sha256).digest()
@@ -106,4 +103,3 @@ class Digest:
 
     def __repr__(self) -> str:
         return f"Digest(algorithm={self._algorithm!r})"
-

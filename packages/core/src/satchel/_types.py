@@ -59,9 +59,7 @@ class CompareAndSet(Protocol):
     .. versionadded:: 0.1
     """
 
-    async def write_if(
-        self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None
-    ) -> bool:
+    async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
         """Write only if the stored value is ``expected`` (``None``: only if absent).
 
         Atomic on the server. Returns whether the write happened.

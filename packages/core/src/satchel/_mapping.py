@@ -1,0 +1,348 @@
+"""A mapping: one session type bound to one name, transport, codec pipeline and storage."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Literal, TypeVar
+
+from ._codec import b64decode, b64encode, pack_envelope, unpack_envelope
+from ._cookies import COOKIE_BUDGET, CookieAttributes, SameSite
+from ._exceptions import ConfigError, SessionTooLarge, StorageError
+from ._identity import id_validator, token_id
+from ._plugins import open_storage
+from ._plugins import serializer as named_serializer
+from ._serializers import MsgPackSerializer
+from ._types import (
+    BindableTransformer,
+    CompareAndSet,
+    IdentityGenerator,
+    Reissue,
+    Serializer,
+    SessionStorage,
+    Transformer,
+)
+
+__all__ = ["Mapping", "cookie", "header", "DEFAULT_MAX_AGE"]
+
+log = logging.getLogger("satchel")
+
+T = TypeVar("T")
+
+DEFAULT_MAX_AGE = 14 * 24 * 3600.0
+"""Idle timeout when ``max_age`` is not given: two weeks."""
+
+HEADER_BUDGET = 8192
+"""Largest header value accepted or sent by default; servers commonly cap a header near 8 KiB."""
+
+OnStorageError = Literal["raise", "ignore"]
+SerializerSpec = Serializer[Any] | str | Callable[[type[Any]], Serializer[Any]] | None
+
+
+def _resolve_serializer(type_: type[T], spec: SerializerSpec) -> Serializer[T]:
+    if spec is None:
+        return MsgPackSerializer(type_)
+    if isinstance(spec, str):
+        return named_serializer(spec, type_)
+    if isinstance(spec, type) or not (hasattr(spec, "encode") and hasattr(spec, "decode")):
+        return spec(type_)
+    return spec  # type: ignore[return-value]
+
+
+class Mapping(Generic[T]):
+    """One session type bound to a name and a transport. Build it with :func:`cookie` or :func:`header`.
+
+    Holds configuration only; the state of a request lives in :class:`RequestSessions`.
+    """
+
+    def __init__(
+        self,
+        type: type[T],
+        name: str,
+        *,
+        transport: Literal["cookie", "header"],
+        storage: SessionStorage | str | None,
+        serializer: SerializerSpec,
+        transformers: Sequence[Transformer],
+        identity: IdentityGenerator | None,
+        max_age: float | None,
+        max_lifetime: float | None,
+        rolling: bool,
+        on_storage_error: OnStorageError,
+        detect_conflicts: bool,
+        max_size: int,
+        attributes: CookieAttributes | None,
+    ) -> None:
+        self.type = type
+        self.name = name
+        self.transport = transport
+        for label, seconds in (("max_age", max_age), ("max_lifetime", max_lifetime)):
+            if seconds is not None and seconds <= 0:
+                raise ConfigError(f"{transport} {name!r}: {label}={seconds}; give seconds > 0 or None")
+        if on_storage_error not in ("raise", "ignore"):
+            raise ConfigError(f"on_storage_error={on_storage_error!r}; use 'raise' or 'ignore'")
+        self.max_age = max_age
+        self.max_lifetime = max_lifetime
+        self.rolling = rolling and max_age is not None
+        self.on_storage_error = on_storage_error
+        self.max_size = max_size
+        self.attributes = attributes
+        self.header_key = name.lower().encode("latin-1")
+        self.serializer: Serializer[T] = _resolve_serializer(type, serializer)
+        context = f"{transport}:{name}"
+        bound: list[Transformer] = []
+        for t in transformers:
+            if not (hasattr(t, "encode") and hasattr(t, "decode")):
+                raise ConfigError(f"{context}: transformers must have encode() and decode(); got {t!r}")
+            bound.append(t.bind(context) if isinstance(t, BindableTransformer) else t)
+        self.transformers = tuple(bound)
+        self._decoders = tuple(reversed(bound))
+        if isinstance(storage, str):
+            storage = open_storage(storage)
+        self.storage = storage
+        if storage is None and not bound:
+            raise ConfigError(
+                f"{context} is stateless with no transformer, so anyone could forge it: add "
+                "transformers=[satchel.Sign(key)] or make it server-side with storage=..."
+            )
+        if storage is not None and not all(
+            callable(getattr(storage, m, None)) for m in ("read", "write", "invalidate", "touch", "aclose")
+        ):
+            raise ConfigError(f"{context}: {storage!r} is not a SessionStorage")
+        if detect_conflicts and not isinstance(storage, CompareAndSet):
+            raise ConfigError(
+                f"{context}: detect_conflicts=True needs a storage with write_if() "
+                f"(compare-and-set); {storage!r} has none"
+            )
+        self.detect_conflicts: bool = detect_conflicts
+        if identity is not None and storage is None:
+            raise ConfigError(f"{context}: identity= only applies to server-side mappings (storage=...)")
+        self.identity: IdentityGenerator = identity or token_id
+        self.is_valid_id = id_validator(self.identity)
+
+    @property
+    def server_side(self) -> bool:
+        return self.storage is not None
+
+    def __repr__(self) -> str:
+        kind = "server-side" if self.storage is not None else "stateless"
+        return f"<{self.transport} {self.name!r}: {self.type.__name__}, {kind}>"
+
+    # -- the transformer pipeline -------------------------------------------------
+
+    def _protect(self, data: bytes) -> str:
+        for t in self.transformers:
+            data = t.encode(data)
+        return b64encode(data)
+
+    def _open(self, text: str) -> tuple[bytes, bool] | None:
+        """The bytes inside ``text`` and whether they need re-issuing; ``None``: refused."""
+        if len(text) > self.max_size:
+            return None
+        data: bytes | None = b64decode(text)
+        reissue = False
+        for t in self._decoders:
+            if data is None:
+                return None
+            try:
+                data = t.decode(data)
+            except Exception:  # a third-party transformer must not turn bad input into a 500
+                log.debug("%s %r: transformer %r raised on decode", self.transport, self.name, t)
+                return None
+            reissue = reissue or isinstance(data, Reissue)
+        return (bytes(data), reissue) if data is not None else None
+
+    # -- stateless ----------------------------------------------------------------
+
+    def open_stateless(self, text: str, now: float) -> tuple[bytes, float, float, bool] | None:
+        """(serialized value, created, expires, reissue) of a valid value, else ``None``."""
+        opened = self._open(text)
+        if opened is None:
+            return None
+        env = unpack_envelope(opened[0])
+        if env is None or env.name != self.name:
+            return None
+        if env.expires and env.expires <= now:
+            return None
+        if self.max_lifetime is not None and env.created + self.max_lifetime <= now:
+            return None
+        return env.data, env.created, env.expires, opened[1]
+
+    def seal_stateless(self, data: bytes, created: float, now: float) -> tuple[str, float | None]:
+        """The travelling text for ``data`` and its lifetime in seconds from now."""
+        lifetime = self.lifetime(created, now)
+        expires = now + lifetime if lifetime is not None else 0.0
+        return self._protect(pack_envelope(self.name, created, expires, data)), lifetime
+
+    def lifetime(self, created: float, now: float) -> float | None:
+        """Seconds from now until the session ends, idle and absolute limits together."""
+        remaining = self.max_age
+        if self.max_lifetime is not None:
+            left = created + self.max_lifetime - now
+            remaining = left if remaining is None else min(remaining, left)
+        return remaining
+
+    # -- server-side IDs ----------------------------------------------------------
+
+    def open_id(self, text: str) -> tuple[str, bool] | None:
+        if not self.transformers:
+            return (text, False) if self.is_valid_id(text) else None
+        opened = self._open(text)
+        if opened is None:
+            return None
+        try:
+            session_id = opened[0].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        return (session_id, opened[1]) if self.is_valid_id(session_id) else None
+
+    def seal_id(self, session_id: str) -> str:
+        return self._protect(session_id.encode("ascii")) if self.transformers else session_id
+
+    def new_id(self) -> str:
+        session_id = self.identity()
+        if not self.is_valid_id(session_id):
+            raise ConfigError(
+                f"the identity generator of {self.transport} {self.name!r} produced an ID its own "
+                "check refuses; give it an is_valid() that accepts what it makes"
+            )
+        return session_id
+
+    # -- transport ----------------------------------------------------------------
+
+    def check_size(self, text: str) -> None:
+        if self.attributes is not None:
+            size = len(text) + self.attributes.overhead
+            budget = COOKIE_BUDGET
+        else:
+            size, budget = len(text), self.max_size
+        if size > budget:
+            raise SessionTooLarge(self.name, size, budget)
+
+    async def call_storage(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``storage.<method>``; any failure surfaces as :class:`StorageError`."""
+        try:
+            return await getattr(self.storage, method)(*args, **kwargs)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"{method} for {self.transport} {self.name!r} failed in {self.storage!r}: {exc}; "
+                "check that the storage is reachable"
+            ) from exc
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{what} name must be a non-empty string, got {name!r}")
+
+
+def _check_type(type_: object) -> None:
+    if not (inspect.isclass(type_) or hasattr(type_, "__annotations__")):
+        raise ConfigError(f"{type_!r} is not a session type; pass a class such as a msgspec Struct")
+
+
+def cookie(
+    type: type[T],
+    name: str,
+    *,
+    storage: SessionStorage | str | None = None,
+    serializer: SerializerSpec = None,
+    transformers: Sequence[Transformer] = (),
+    identity: IdentityGenerator | None = None,
+    max_age: float | None = DEFAULT_MAX_AGE,
+    max_lifetime: float | None = None,
+    rolling: bool = True,
+    path: str = "/",
+    domain: str | None = None,
+    secure: bool | None = None,
+    http_only: bool = True,
+    same_site: SameSite | None = "lax",
+    partitioned: bool = False,
+    on_storage_error: OnStorageError = "raise",
+    detect_conflicts: bool = False,
+) -> Mapping[T]:
+    """A session of ``type`` carried in the cookie ``name``.
+
+    Stateless when ``storage`` is ``None`` (the whole value travels, protected by
+    ``transformers``), server-side otherwise (only an ID travels; ``storage`` is a
+    :class:`SessionStorage` or a URL such as ``"sqlite:///sessions.db"``).
+
+    ``max_age`` is the idle timeout and ``max_lifetime`` the absolute one, in seconds,
+    both enforced on the server. ``secure=None`` sets ``Secure`` except on plain http to
+    a local host (``localhost``, loopback addresses, the test client's ``testserver``).
+
+    >>> satchel.cookie(Cart, "CART", transformers=[satchel.Sign(key)])
+    """
+    _check_name(name, "cookie")
+    _check_type(type)
+    attributes = CookieAttributes(
+        name,
+        path=path,
+        domain=domain,
+        secure=secure,
+        http_only=http_only,
+        same_site=same_site,
+        partitioned=partitioned,
+    )
+    return Mapping(
+        type,
+        name,
+        transport="cookie",
+        storage=storage,
+        serializer=serializer,
+        transformers=transformers,
+        identity=identity,
+        max_age=max_age,
+        max_lifetime=max_lifetime,
+        rolling=rolling,
+        on_storage_error=on_storage_error,
+        detect_conflicts=detect_conflicts,
+        max_size=COOKIE_BUDGET,
+        attributes=attributes,
+    )
+
+
+def header(
+    type: type[T],
+    name: str,
+    *,
+    storage: SessionStorage | str | None = None,
+    serializer: SerializerSpec = None,
+    transformers: Sequence[Transformer] = (),
+    identity: IdentityGenerator | None = None,
+    max_age: float | None = DEFAULT_MAX_AGE,
+    max_lifetime: float | None = None,
+    rolling: bool = True,
+    max_size: int = HEADER_BUDGET,
+    on_storage_error: OnStorageError = "raise",
+    detect_conflicts: bool = False,
+) -> Mapping[T]:
+    """A session of ``type`` carried in the request and response header ``name``.
+
+    For API clients: the server sends the header when the session changes; the client
+    sends it back. A cleared session is answered with the header set to an empty value.
+
+    >>> satchel.header(Api, "X-Session", storage=satchel.MemoryStorage())
+    """
+    _check_name(name, "header")
+    _check_type(type)
+    if any(c in name for c in " \t\r\n:;,") or not name.isascii():
+        raise ConfigError(f"header name {name!r} is not a valid HTTP header name")
+    return Mapping(
+        type,
+        name,
+        transport="header",
+        storage=storage,
+        serializer=serializer,
+        transformers=transformers,
+        identity=identity,
+        max_age=max_age,
+        max_lifetime=max_lifetime,
+        rolling=rolling,
+        on_storage_error=on_storage_error,
+        detect_conflicts=detect_conflicts,
+        max_size=max_size,
+        attributes=None,
+    )

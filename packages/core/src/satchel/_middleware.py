@@ -1,0 +1,101 @@
+"""``SessionMiddleware`` (ASGI 3) and ``sessions_of``: where a request meets its sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ._exceptions import ConfigError
+from ._sessions import RequestSessions, Sessions
+
+__all__ = ["SessionMiddleware", "sessions_of", "SCOPE_KEY"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SCOPE_KEY = "satchel.sessions"
+
+
+class SessionMiddleware:
+    """ASGI middleware that gives every http and websocket request its sessions.
+
+    Nothing is read until the handler asks; at response start (``http.response.start``
+    or ``websocket.accept``) the changed sessions are written and their headers added.
+    Storages are closed when the server shuts the app down (lifespan).
+
+    >>> app = satchel.SessionMiddleware(app, sessions)
+    """
+
+    def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
+        if not isinstance(sessions, Sessions):
+            raise ConfigError(
+                f"SessionMiddleware needs a satchel.Sessions, got {type(sessions).__name__}; "
+                "wrap your mappings: satchel.Sessions(satchel.cookie(...), ...)"
+            )
+        self.app = app
+        self.sessions = sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+            return
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        request = scope[SCOPE_KEY] = RequestSessions(self.sessions, scope)
+        start = "http.response.start" if kind == "http" else "websocket.accept"
+
+        async def send_with_sessions(message: Message) -> None:
+            if message["type"] == start and request._states:
+                added = await request._commit()
+                if added:
+                    message["headers"] = _merge(message.get("headers") or [], added)
+            await send(message)
+
+        await self.app(scope, receive, send_with_sessions)
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.sessions.aclose()
+            await send(message)
+
+        return lifespan_send
+
+
+def _merge(headers: Any, added: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    out = list(headers)
+    for name, value in added:
+        if name == b"vary":
+            for i, (k, v) in enumerate(out):
+                if k.lower() == b"vary":
+                    have = {p.strip().lower() for p in v.split(b",")}
+                    extra = [p for p in value.split(b", ") if p.lower() not in have]
+                    if b"*" not in have and extra:
+                        out[i] = (k, v + b", " + b", ".join(extra))
+                    break
+            else:
+                out.append((name, value))
+        else:
+            out.append((name, value))
+    return out
+
+
+def sessions_of(request: Any) -> RequestSessions:
+    """The sessions of a request: a Starlette, FastAPI, Litestar or Quart request, or a scope.
+
+    >>> s = satchel.sessions_of(request)
+    >>> cart = await s.get(Cart)
+    """
+    scope = request if isinstance(request, MutableMapping) else getattr(request, "scope", None)
+    found = scope.get(SCOPE_KEY) if isinstance(scope, MutableMapping) else None
+    if found is None:
+        raise ConfigError(
+            "no sessions on this request: wrap the app with "
+            "satchel.SessionMiddleware(app, sessions), outermost"
+        )
+    return found  # type: ignore[no-any-return]
