@@ -1,0 +1,271 @@
+"""``MongoStorage``: sessions in a MongoDB collection, through PyMongo's ``AsyncMongoClient``.
+
+PyMongo is imported when a storage is opened, not when this module is: the plugin
+module imports this package, and must stay light.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from satchel import ConfigError, StorageCapabilities, StorageError
+
+from . import _documents as doc
+
+if TYPE_CHECKING:
+    from pymongo import AsyncMongoClient
+    from pymongo.asynchronous.collection import AsyncCollection
+
+__all__ = ["MongoStorage"]
+
+Document = dict[str, Any]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    import bson.errors
+    import pymongo
+    import pymongo.errors
+
+    doc.check_driver(pymongo.version_tuple, pymongo.version)
+    return (pymongo.errors.PyMongoError, bson.errors.BSONError)
+
+
+class MongoStorage:
+    """Server-side sessions in MongoDB: one document per session, with TTL and compare-and-set.
+
+    Open one from a URL (the database and collection come from the path or the options)::
+
+        storage = MongoStorage.from_url("mongodb://db1,db2,db3/app?replicaSet=rs0")
+        storage = satchel.open_storage("mongodb+srv://cluster0.example.net/app.sessions")
+
+    or around a client you already have (``aclose`` then leaves it open)::
+
+        storage = MongoStorage(AsyncMongoClient(...), database="app", namespace="shop")
+
+    Each read, write, touch and delete is one single-document operation, safe under
+    retryable reads and writes and routed to one shard when ``_id`` is the shard key.
+    A TTL index on the expiry date is created on first use; expiry is also checked on
+    every read, since the server removes expired documents only about once a minute.
+    Every driver failure raises :class:`satchel.StorageError` with the cause chained.
+
+    An ``AsyncMongoClient`` belongs to the event loop it first ran on: open the
+    storage in the application's loop (e.g. at startup), not at import time in another.
+    """
+
+    capabilities = StorageCapabilities(
+        persistent=True,
+        max_value_size=doc.MAX_VALUE_SIZE,
+        event_loops=frozenset({"asyncio"}),
+    )
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        *,
+        database: str = doc.DEFAULT_DATABASE,
+        collection: str = doc.DEFAULT_COLLECTION,
+        namespace: str | None = None,
+        create_index: bool = True,
+        _owns_client: bool = False,
+    ) -> None:
+        self._errors = _driver_errors()
+        self._client = client
+        self._owns_client = _owns_client
+        try:
+            self._collection: AsyncCollection[Document] = client[database][collection]
+        except self._errors as exc:
+            raise ConfigError(
+                f"cannot use {database}.{collection} for sessions ({exc}); "
+                "choose another database or collection name"
+            ) from exc
+        self._namespace = doc.check_namespace(namespace)
+        self._index_ready = not create_index
+        self._index_lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        database: str | None = None,
+        collection: str | None = None,
+        namespace: str | None = None,
+        client: AsyncMongoClient[Document] | None = None,
+        create_index: bool = True,
+        **client_options: Any,
+    ) -> MongoStorage:
+        """Open ``mongodb://...`` or ``mongodb+srv://...``; the factory behind both schemes.
+
+        ``database`` and ``collection`` override the URL's path (``/app`` or
+        ``/app.sessions``) and ``?collection=``; the defaults are ``satchel`` and
+        ``sessions``. ``namespace`` (or ``?namespace=``) keeps this storage's IDs apart
+        from other namespaces in the same collection. ``client`` uses your own
+        ``AsyncMongoClient`` (left open by ``aclose``) instead of one made from the URL.
+        Any other option goes to ``AsyncMongoClient`` and overrides the URL's; the
+        timeouts default to ``serverSelectionTimeoutMS=5000``, ``connectTimeoutMS=5000``
+        and ``socketTimeoutMS=10000`` unless the URL or the options set them.
+        """
+        parsed = doc.parse_url(url)
+        owns_client = client is None
+        if client is None:
+            errors: tuple[type[Exception], ...] = (*_driver_errors(), TypeError, ValueError)
+            from pymongo import AsyncMongoClient
+
+            options = doc.client_options(parsed.query_keys, client_options)
+            try:
+                client = AsyncMongoClient(parsed.client_url, **options)
+            except errors as exc:
+                raise ConfigError(
+                    f"cannot open MongoDB storage ({type(exc).__name__}: {exc}); "
+                    "check the URL and the client options"
+                ) from exc
+        elif client_options:
+            raise ConfigError(
+                f"client options {sorted(client_options)} have no effect with client=...; "
+                "configure the client you pass instead"
+            )
+        return cls(
+            client,
+            database=database or parsed.database or doc.DEFAULT_DATABASE,
+            collection=collection or parsed.collection or doc.DEFAULT_COLLECTION,
+            namespace=namespace if namespace is not None else parsed.namespace,
+            create_index=create_index,
+            _owns_client=owns_client,
+        )
+
+    @contextlib.contextmanager
+    def _failures(self, action: str) -> Iterator[None]:
+        if self._closed:
+            raise StorageError(
+                f"this MongoStorage is closed; cannot {action}. Open a new one "
+                "(MongoStorage.from_url or satchel.open_storage)"
+            )
+        try:
+            yield
+        except self._errors as exc:
+            raise StorageError(
+                f"MongoDB could not {action} in {self._collection.full_name} "
+                f"({type(exc).__name__}: {exc}); check that the server is reachable, "
+                "that the user may read and write this collection, and the URL's timeouts"
+            ) from exc
+
+    async def _ready(self) -> AsyncCollection[Document]:
+        if not self._index_ready:
+            async with self._index_lock:
+                if not self._index_ready:
+                    keys, options = doc.ttl_index()
+                    with self._failures("create the TTL index on 'expires'"):
+                        await self._collection.create_index(keys, **options)
+                    self._index_ready = True
+        return self._collection
+
+    def _key(self, id: str) -> str | dict[str, str]:
+        return doc.document_id(self._namespace, id)
+
+    def _check_size(self, data: bytes) -> None:
+        if len(data) > doc.MAX_VALUE_SIZE:
+            raise StorageError(
+                f"a session of {len(data)} bytes does not fit in one MongoDB document "
+                f"(at most {doc.MAX_VALUE_SIZE} bytes here); store less in the session"
+            )
+
+    async def read(self, id: str) -> bytes | None:
+        """The session's bytes, or ``None`` when absent or expired."""
+        with self._failures("read a session"):
+            collection = await self._ready()
+            found = await collection.find_one(
+                doc.live_filter(self._key(id), _now()), projection={"data": True, "_id": False}
+            )
+        return doc.data_of(found)
+
+    async def write(self, id: str, data: bytes, ttl: float | None) -> None:
+        """Store ``data`` under ``id`` (replacing it), expiring ``ttl`` seconds from now."""
+        self._check_size(data)
+        key = self._key(id)
+        with self._failures("write a session"):
+            collection = await self._ready()
+            document = doc.session_document(key, data, doc.expiry(_now(), ttl))
+            await self._upsert(collection, key, document)
+
+    async def _upsert(
+        self, collection: AsyncCollection[Document], key: str | dict[str, str], document: Document
+    ) -> None:
+        from pymongo.errors import DuplicateKeyError
+
+        try:
+            await collection.replace_one({"_id": key}, document, upsert=True)
+        except DuplicateKeyError:
+            # Two upserts of one new ID raced and the server did not retry the loser
+            # itself (servers before 4.2 do not); once the ID exists, replacing it works.
+            await collection.replace_one({"_id": key}, document, upsert=True)
+
+    async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
+        """Write only if the stored value is ``expected`` (``None``: only if absent or expired).
+
+        One conditional single-document replace, atomic on the server. A session
+        invalidated in between is not brought back: the write reports ``False``.
+        """
+        from pymongo.errors import DuplicateKeyError
+
+        self._check_size(data)
+        key = self._key(id)
+        with self._failures("write a session (compare-and-set)"):
+            collection = await self._ready()
+            now = _now()
+            document = doc.session_document(key, data, doc.expiry(now, ttl))
+            if expected is None:
+                try:
+                    await collection.replace_one(doc.claim_filter(key, now), document, upsert=True)
+                except DuplicateKeyError:
+                    return False
+                return True
+            result = await collection.replace_one(doc.swap_filter(key, expected, now), document)
+            return result.matched_count == 1
+
+    async def invalidate(self, id: str) -> None:
+        """Delete the session; deleting an absent one is not an error."""
+        with self._failures("delete a session"):
+            collection = await self._ready()
+            await collection.delete_one({"_id": self._key(id)})
+
+    async def touch(self, id: str, ttl: float | None) -> None:
+        """Move the session's expiry to ``ttl`` seconds from now; absent or expired: no-op."""
+        key = self._key(id)
+        with self._failures("touch a session"):
+            collection = await self._ready()
+            now = _now()
+            await collection.update_one(doc.live_filter(key, now), doc.touch_update(doc.expiry(now, ttl)))
+
+    async def purge(self) -> int:
+        """Delete this namespace's expired sessions now, without waiting for the TTL monitor.
+
+        Returns how many were removed (``satchel purge`` reports it).
+        """
+        with self._failures("purge expired sessions"):
+            collection = await self._ready()
+            result = await collection.delete_many(doc.purge_filter(self._namespace, _now()))
+        return result.deleted_count
+
+    async def aclose(self) -> None:
+        """Close the client this storage opened (a client passed in is left open)."""
+        if self._closed:
+            return
+        if self._owns_client:
+            with self._failures("close the client"):
+                await self._client.close()
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return (
+            f"MongoStorage({self._collection.full_name!r}, namespace={self._namespace!r}"
+            f"{', closed' if self._closed else ''})"
+        )
