@@ -127,7 +127,15 @@ class Registry:
         if entry is not None:
             return entry
         installed = ", ".join(sorted(self._tables[kind])) or "none"
-        hint = f"; install {_PROVIDERS[name]}" if name in _PROVIDERS else ""
+        hint = ""
+        provider = _PROVIDERS.get(name)
+        if provider is not None:
+            broken = self.plugins.get(provider)
+            hint = (
+                f"; {provider} is installed but failed to load ({broken.error}): reinstall it"
+                if broken is not None and broken.error
+                else f"; install it with: pip install {provider}"
+            )
         what = "storage scheme" if kind == "storage" else kind
         raise PluginError(f"no plugin provides the {what} {name!r}{hint} (installed: {installed})")
 

@@ -1,0 +1,92 @@
+"""Test helpers: put a session into a test client, or read one out, without a handler.
+
+They run the same code as the middleware, so what they set is exactly what a handler
+would have set (signed, stored, with the same cookie attributes)::
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://testserver") as client:
+        await satchel.testing.set_session(client, sessions, Login(user="ada"))
+        response = await client.get("/account")
+        assert await satchel.testing.get_session(client, sessions, Login) == Login(user="ada")
+
+``client`` is anything with an httpx-style ``cookies`` jar, ``headers`` and ``base_url``
+(httpx clients, and test clients built on them).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar, overload
+
+from ._sessions import Key, RequestSessions, Sessions
+
+__all__ = ["set_session", "get_session", "clear_session"]
+
+T = TypeVar("T")
+
+
+class _Client(Protocol):
+    @property
+    def cookies(self) -> Any: ...
+    @property
+    def headers(self) -> Any: ...
+    @property
+    def base_url(self) -> Any: ...
+
+
+def _request(client: _Client, sessions: Sessions) -> RequestSessions:
+    import httpx  # only tests need it
+
+    url = client.base_url
+    headers: list[tuple[bytes, bytes]] = [(b"host", str(url.host).encode("latin-1"))]
+    probe = httpx.Request("GET", url)
+    client.cookies.set_cookie_header(probe)  # exactly the cookies the client would send
+    if "cookie" in probe.headers:
+        headers.append((b"cookie", probe.headers["cookie"].encode("latin-1")))
+    for m in sessions.mappings:
+        if m.transport == "header" and m.name in client.headers:
+            headers.append((m.header_key, client.headers[m.name].encode("latin-1")))
+    scope = {"type": "http", "scheme": url.scheme, "headers": headers, "path": "/"}
+    return RequestSessions(sessions, scope)
+
+
+async def _apply(client: _Client, request: RequestSessions) -> None:
+    import httpx
+
+    for name, value in await request._commit():
+        if name == b"vary":
+            continue
+        text = value.decode("latin-1")
+        if name == b"set-cookie":
+            # through the client's own jar, as if a response had carried it
+            response = httpx.Response(
+                200, headers=[("set-cookie", text)], request=httpx.Request("GET", client.base_url)
+            )
+            client.cookies.extract_cookies(response)
+        else:
+            header = name.decode("latin-1")
+            if text:
+                client.headers[header] = text
+            else:
+                client.headers.pop(header, None)
+
+
+async def set_session(client: _Client, sessions: Sessions, value: object, *, key: Key | None = None) -> None:
+    """Make ``value`` the client's session, as if a handler had called ``set(value)``."""
+    request = _request(client, sessions)
+    request.set(value, key=key)
+    await _apply(client, request)
+
+
+async def clear_session(client: _Client, sessions: Sessions, key: Key) -> None:
+    """End the client's session of ``key``, as if a handler had called ``clear(key)``."""
+    request = _request(client, sessions)
+    request.clear(key)
+    await _apply(client, request)
+
+
+@overload
+async def get_session(client: _Client, sessions: Sessions, key: type[T]) -> T | None: ...
+@overload
+async def get_session(client: _Client, sessions: Sessions, key: str) -> object | None: ...
+async def get_session(client: _Client, sessions: Sessions, key: Key) -> object | None:
+    """The client's session of ``key`` (a type or mapping name), or ``None``."""
+    return await _request(client, sessions).get(key)
