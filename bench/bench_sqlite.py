@@ -1,0 +1,186 @@
+"""satchel's SQLite storage against a hand-written aiosqlite floor.
+
+Per request: read one session and write it back (the floor: one SELECT and one UPSERT on
+one aiosqlite connection, the same pragmas). The implementations run interleaved, round
+after round, in one process; the figure is the median over rounds of microseconds per
+request, at 1 and 50 concurrent tasks, with 10^5 and 10^6 sessions stored.
+
+    .venv/bin/python bench/bench_sqlite.py                  # both sizes (a few minutes)
+    .venv/bin/python bench/bench_sqlite.py --sizes 100000 --requests 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import secrets
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version
+from typing import Any
+
+import aiosqlite
+from satchel_sqlite import SQLiteStorage
+
+VALUE = b"x" * 120  # a small login session, as serialized and signed
+TTL = 3600.0
+Request = Callable[[str], Awaitable[None]]
+
+
+def session_ids(count: int) -> list[str]:
+    rng = random.Random(count)
+    return [rng.randbytes(32).hex()[:43] for _ in range(count)]
+
+
+def fill(path: str, table: str, columns: str, rows: Any) -> None:
+    """Bulk insert in one transaction (fast enough for 10^6 rows)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("BEGIN")
+    db.executemany(f"INSERT INTO {table} {columns}", rows)  # noqa: S608 - constant names
+    db.execute("COMMIT")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+class Floor:
+    """What a careful user would write by hand: one connection, two statements."""
+
+    SELECT = "SELECT data FROM sessions WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)"
+    UPSERT = (
+        "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at"
+    )
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.db: aiosqlite.Connection | None = None
+
+    @staticmethod
+    def create(path: str, ids: list[str]) -> None:
+        db = sqlite3.connect(path)
+        db.execute(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, data BLOB NOT NULL, expires_at REAL) "
+            "WITHOUT ROWID"
+        )
+        db.close()
+        expiry = time.time() + 86400
+        fill(path, "sessions", "VALUES (?, ?, ?)", ((i, VALUE, expiry) for i in ids))
+
+    async def open(self) -> None:
+        self.db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self.db.execute("PRAGMA journal_mode = WAL")
+        await self.db.execute("PRAGMA synchronous = NORMAL")
+        await self.db.execute("PRAGMA busy_timeout = 5000")
+
+    async def request(self, id: str) -> None:
+        assert self.db is not None
+        rows = await self.db.execute_fetchall(self.SELECT, (id, time.time()))
+        data = next(iter(rows))[0]
+        await self.db.execute(self.UPSERT, (id, data, time.time() + TTL))
+
+    async def close(self) -> None:
+        assert self.db is not None
+        await self.db.close()
+
+
+class Storage:
+    """satchel's SQLiteStorage through its read/write API."""
+
+    def __init__(self, path: str) -> None:
+        self.storage = SQLiteStorage(path)
+
+    @staticmethod
+    async def create(path: str, ids: list[str]) -> None:
+        storage = SQLiteStorage(path)
+        await storage.read("schema")  # creates the file and its schema
+        await storage.aclose()
+        expiry = time.time() + 86400
+        fill(
+            path,
+            "satchel_sessions",
+            "(namespace, id, data, expires_at, purge_after) VALUES ('', ?, ?, ?, ?)",
+            ((i, VALUE, expiry, expiry + 300) for i in ids),
+        )
+
+    async def open(self) -> None:
+        await self.storage.read("warm-up")
+
+    async def request(self, id: str) -> None:
+        data = await self.storage.read(id)
+        assert data is not None
+        await self.storage.write(id, data, TTL)
+
+    async def close(self) -> None:
+        await self.storage.aclose()
+
+
+async def run(request: Request, ids: list[str], tasks: int) -> float:
+    """Microseconds per request for ``ids`` spread over ``tasks`` concurrent tasks."""
+    chunks = [ids[i::tasks] for i in range(tasks)]
+
+    async def worker(chunk: list[str]) -> None:
+        for id in chunk:
+            await request(id)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(chunk) for chunk in chunks))
+    return (time.perf_counter() - start) / len(ids) * 1e6
+
+
+async def bench_size(size: int, requests: int, rounds: int, directory: str) -> None:
+    ids = session_ids(size)
+    t0 = time.perf_counter()
+    floor_path = os.path.join(directory, f"floor-{size}.db")
+    storage_path = os.path.join(directory, f"satchel-{size}.db")
+    Floor.create(floor_path, ids)
+    await Storage.create(storage_path, ids)
+    print(f"\n{size:,} sessions stored (setup {time.perf_counter() - t0:.1f}s)")
+    impls: dict[str, Any] = {"floor": Floor(floor_path), "SQLiteStorage": Storage(storage_path)}
+    for impl in impls.values():
+        await impl.open()
+    rng = random.Random(1)
+    for tasks in (1, 50):
+        figures: dict[str, list[float]] = {name: [] for name in impls}
+        for _ in range(rounds):
+            sample = rng.sample(ids, requests)
+            for name, impl in impls.items():
+                figures[name].append(await run(impl.request, sample, tasks))
+        floor = statistics.median(figures["floor"])
+        for name, values in figures.items():
+            us = statistics.median(values)
+            print(f"  {tasks:>2} task(s)  {name:<14} {us:7.1f} us/request  {us / floor:5.2f}x")
+    for impl in impls.values():
+        await impl.close()
+    for path in (floor_path, storage_path):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--requests", type=int, default=5000, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    print(
+        f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"aiosqlite {version('aiosqlite')}, satchel-sqlite {version('satchel-sqlite')}, "
+        f"{platform.machine()} x {os.cpu_count()} cores, {platform.system()}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as directory:
+        for size in args.sizes:
+            asyncio.run(bench_size(size, args.requests, args.rounds, directory))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
