@@ -1,0 +1,18 @@
+"""Fixtures for satchel-mongo's tests.
+
+``satchel_mongodb_url`` comes from the conformance kit's server finder: it yields a URL
+(``SATCHEL_TEST_MONGODB_URL``, a ``mongod`` on PATH, or a container) or skips every
+test that needs a server, saying which of the three to provide.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# Named here as well as in the kit's pytest plugin, so this package's tests find it on their own.
+from satchel_conformance.servers.fixtures import satchel_mongodb_url  # noqa: F401 - a fixture
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,228 @@
+"""The documents, filters and updates MongoStorage sends, checked without a server.
+
+Not a server run: these tests look at what would be sent (plain dicts), and say so in
+their names. What the server does with it is checked in ``test_mongo_server.py``, which
+runs whenever a MongoDB is reachable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from satchel import ConfigError
+from satchel_mongo import _documents as doc
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+# --- URLs ---------------------------------------------------------------------------
+
+
+def test_no_server_url_database_and_collection_from_the_path() -> None:
+    parsed = doc.parse_url("mongodb://db1:27017,db2:27017/app.web_sessions?replicaSet=rs0")
+    assert parsed.database == "app"
+    assert parsed.collection == "web_sessions"
+    assert parsed.client_url == "mongodb://db1:27017,db2:27017/app.web_sessions?replicaSet=rs0"
+
+
+def test_no_server_url_without_a_path_leaves_the_defaults_to_the_storage() -> None:
+    parsed = doc.parse_url("mongodb://localhost")
+    assert (parsed.database, parsed.collection, parsed.namespace) == (None, None, None)
+    assert parsed.client_url == "mongodb://localhost/"
+
+
+def test_no_server_url_own_options_are_taken_out_of_what_pymongo_sees() -> None:
+    parsed = doc.parse_url(
+        "mongodb+srv://u:p%40ss@cluster0.example.net/app"
+        "?retryWrites=true&namespace=shop&collection=carts&readPreferenceTags=dc:ny,rack:1"
+    )
+    assert parsed.namespace == "shop"
+    assert parsed.collection == "carts"
+    assert parsed.database == "app"
+    # everything else is passed on exactly as written, scheme and credentials included
+    assert parsed.client_url == (
+        "mongodb+srv://u:p%40ss@cluster0.example.net/app?retryWrites=true&readPreferenceTags=dc:ny,rack:1"
+    )
+    assert parsed.query_keys == {"retrywrites", "readpreferencetags"}
+
+
+def test_no_server_url_query_collection_wins_over_the_path_collection() -> None:
+    assert doc.parse_url("mongodb://h/app.a?collection=b").collection == "b"
+
+
+def test_no_server_url_with_only_own_options_has_no_query_left() -> None:
+    parsed = doc.parse_url("mongodb://h/?namespace=a%20b")
+    assert parsed.client_url == "mongodb://h/"
+    assert parsed.namespace == "a b"
+
+
+def test_no_server_url_empty_namespace_means_none() -> None:
+    assert doc.parse_url("mongodb://h/?namespace=").namespace is None
+
+
+def test_no_server_url_semicolon_separated_options_are_kept() -> None:
+    parsed = doc.parse_url("mongodb://h/db?w=majority;namespace=x;appname=shop")
+    assert parsed.client_url == "mongodb://h/db?w=majority;appname=shop"
+    assert parsed.namespace == "x"
+
+
+@pytest.mark.parametrize("url", ["redis://localhost/0", "mongodb:/localhost", "localhost:27017", "mongo://h"])
+def test_no_server_url_other_schemes_are_refused_without_leaking_a_password(url: str) -> None:
+    with pytest.raises(ConfigError, match="not a MongoDB URL"):
+        doc.parse_url(url)
+    with pytest.raises(ConfigError) as info:
+        doc.parse_url("postgres://admin:hunter2@db/x")
+    assert "hunter2" not in str(info.value)
+
+
+# --- client options -----------------------------------------------------------------
+
+
+def test_no_server_client_options_bound_every_timeout_by_default() -> None:
+    options = doc.client_options(frozenset(), {})
+    assert options["serverSelectionTimeoutMS"] == 5_000
+    assert options["connectTimeoutMS"] == 5_000
+    assert options["socketTimeoutMS"] == 10_000
+
+
+def test_no_server_client_options_from_the_url_are_not_overridden_by_defaults() -> None:
+    # PyMongo lets keyword options override the URL: a default must not be passed at all
+    options = doc.client_options(frozenset({"sockettimeoutms", "serverselectiontimeoutms"}), {})
+    assert "socketTimeoutMS" not in options
+    assert "serverSelectionTimeoutMS" not in options
+    assert options["connectTimeoutMS"] == 5_000
+
+
+def test_no_server_client_options_given_by_the_caller_win_whatever_their_case() -> None:
+    options = doc.client_options(frozenset(), {"sockettimeoutms": 50, "tls": True})
+    assert options["sockettimeoutms"] == 50
+    assert "socketTimeoutMS" not in options
+    assert options["tls"] is True
+
+
+# --- driver version -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [(4, 13, 0), (4, 20, 1), (5, 0, 0, ".dev0")])
+def test_no_server_driver_version_with_async_client_is_accepted(
+    version: tuple[int | str, ...],
+) -> None:
+    doc.check_driver(version, ".".join(map(str, version)))
+
+
+@pytest.mark.parametrize("version", [(4, 12, 1), (4, 9), (3, 13, 0)])
+def test_no_server_driver_version_before_4_13_is_refused_with_the_fix(
+    version: tuple[int | str, ...],
+) -> None:
+    with pytest.raises(ConfigError, match=r"pymongo>=4\.13"):
+        doc.check_driver(version, ".".join(map(str, version)))
+
+
+# --- document IDs and namespaces ----------------------------------------------------
+
+
+def test_no_server_document_id_is_the_session_id_without_a_namespace() -> None:
+    assert doc.document_id(None, "abc") == "abc"
+
+
+def test_no_server_document_ids_of_two_namespaces_never_coincide() -> None:
+    pairs = [(None, "a:b"), ("a", "b"), ("a:b", ""), ("a", "b:"), ("", "x")]
+    ids = [doc.document_id(doc.check_namespace(ns), id) for ns, id in pairs]
+    # a prefix scheme ("ns:id") would map the first three to one document
+    assert len({repr(i) for i in ids}) == len(ids)
+
+
+def test_no_server_namespace_must_be_a_string() -> None:
+    with pytest.raises(ConfigError, match="namespace"):
+        doc.check_namespace(3)  # type: ignore[arg-type]
+
+
+# --- expiry ---------------------------------------------------------------------------
+
+
+def test_no_server_expiry_is_now_plus_ttl_and_none_means_never() -> None:
+    assert doc.expiry(NOW, 90) == NOW + timedelta(seconds=90)
+    assert doc.expiry(NOW, 0.25) == NOW + timedelta(milliseconds=250)
+    assert doc.expiry(NOW, None) is None
+
+
+def test_no_server_expiry_beyond_the_calendar_is_clamped_not_an_error() -> None:
+    assert doc.expiry(NOW, 1e15) == datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+    assert doc.expiry(NOW, -1e15) == datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def test_no_server_expiry_negative_ttl_is_already_past() -> None:
+    expires = doc.expiry(NOW, -1)
+    assert expires is not None
+    assert expires < NOW
+
+
+# --- the session document -------------------------------------------------------------
+
+
+def test_no_server_session_document_holds_bytes_digest_and_expiry_date() -> None:
+    document = doc.session_document("id1", b"\x00\xff data", NOW)
+    assert document == {
+        "_id": "id1",
+        "data": b"\x00\xff data",
+        "digest": hashlib.sha256(b"\x00\xff data").digest(),
+        "expires": NOW,
+    }
+    assert type(document["data"]) is bytes  # PyMongo stores bytes as BSON binary
+
+
+def test_no_server_session_document_without_ttl_has_no_expiry_field() -> None:
+    # the TTL index ignores documents without the field: such a session never expires
+    assert "expires" not in doc.session_document("id1", b"x", None)
+
+
+# --- filters and updates --------------------------------------------------------------
+
+
+def test_no_server_read_filter_refuses_expired_and_accepts_never_expiring() -> None:
+    assert doc.live_filter("id1", NOW) == {
+        "_id": "id1",
+        "$or": [{"expires": None}, {"expires": {"$gt": NOW}}],
+    }
+
+
+def test_no_server_write_if_filter_matches_digest_of_expected_not_the_value() -> None:
+    big = b"v" * 1_000_000
+    query = doc.swap_filter({"ns": "n", "id": "id1"}, big, NOW)
+    assert query["_id"] == {"ns": "n", "id": "id1"}
+    assert query["digest"] == hashlib.sha256(big).digest()
+    assert query["$or"] == [{"expires": None}, {"expires": {"$gt": NOW}}]
+    # the value itself is not sent twice: the filter stays small whatever the session size
+    assert len(repr(query)) < 500
+
+
+def test_no_server_write_if_absent_filter_only_matches_an_expired_document() -> None:
+    # with upsert=True: no document -> insert; expired one -> replaced; live one -> no match,
+    # and the insert collides on _id (DuplicateKeyError, reported as "lost")
+    assert doc.claim_filter("id1", NOW) == {"_id": "id1", "expires": {"$lte": NOW}}
+
+
+def test_no_server_touch_update_sets_only_the_expiry() -> None:
+    assert doc.touch_update(NOW) == {"$set": {"expires": NOW}}
+    assert doc.touch_update(None) == {"$unset": {"expires": ""}}
+
+
+def test_no_server_purge_filter_stays_inside_its_namespace() -> None:
+    assert doc.purge_filter("shop", NOW) == {"_id.ns": "shop", "expires": {"$lte": NOW}}
+    # without a namespace: only plain-string IDs, never another namespace's documents
+    assert doc.purge_filter(None, NOW) == {"_id": {"$type": "string"}, "expires": {"$lte": NOW}}
+
+
+def test_no_server_ttl_index_expires_each_document_at_its_own_date() -> None:
+    keys, options = doc.ttl_index()
+    assert keys == [("expires", 1)]
+    assert options == {"name": "satchel_expires", "expireAfterSeconds": 0}
+
+
+def test_no_server_data_of_reads_bytes_and_refuses_foreign_documents() -> None:
+    assert doc.data_of({"data": b"abc"}) == b"abc"
+    assert doc.data_of(None) is None
+    assert doc.data_of({"data": "not bytes"}) is None
+    assert doc.data_of({}) is None

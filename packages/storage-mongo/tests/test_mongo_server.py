@@ -1,0 +1,266 @@
+"""MongoStorage against a real MongoDB: the conformance kit, then what is MongoDB's own.
+
+Every test here needs ``satchel_mongodb_url``: ``SATCHEL_TEST_MONGODB_URL``, a ``mongod``
+on PATH (started as a single-node replica set) or a Docker engine. Without one they are
+skipped, and the skip says which of the three to provide.
+
+Each test works in a fresh namespace of the ``sessions_test`` collection and deletes
+that namespace's documents afterwards, so a shared cluster is left as it was found.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import anyio
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from satchel import SessionStorage
+from satchel_conformance import StorageContract
+from satchel_mongo import MongoStorage
+from satchel_mongo import _documents as doc
+
+COLLECTION = "sessions_test"
+Document = dict[str, Any]
+
+
+def _with_query(url: str, option: str) -> str:
+    if "?" in url:
+        return f"{url}&{option}"
+    return f"{url}?{option}" if "/" in url.partition("://")[2] else f"{url}/?{option}"
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"test-{secrets.token_hex(6)}"
+
+
+@pytest.fixture
+async def raw(satchel_mongodb_url: str, namespace: str) -> AsyncIterator[AsyncCollection[Document]]:
+    """The collection, through a client of its own; cleans the test's namespaces after it."""
+    parsed = doc.parse_url(satchel_mongodb_url)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        parsed.client_url, **doc.client_options(parsed.query_keys, {})
+    )
+    collection = client[parsed.database or doc.DEFAULT_DATABASE][COLLECTION]
+    try:
+        yield collection
+    finally:
+        await collection.delete_many({"_id.ns": {"$regex": f"^{namespace}"}})
+        await client.close()
+
+
+@pytest.fixture
+def open_mongo(satchel_mongodb_url: str, namespace: str) -> Callable[..., MongoStorage]:
+    def open_(**options: Any) -> MongoStorage:
+        options.setdefault("namespace", namespace)
+        return MongoStorage.from_url(satchel_mongodb_url, collection=COLLECTION, **options)
+
+    return open_
+
+
+class TestMongoStorageContract(StorageContract):
+    """The whole kit, on a namespace of its own in the real server's collection."""
+
+    ttl = 0.5
+    tolerance = 0.2
+
+    @pytest.fixture
+    async def storage(
+        self, open_mongo: Callable[..., MongoStorage], raw: AsyncCollection[Document]
+    ) -> AsyncIterator[MongoStorage]:
+        storage = open_mongo()
+        yield storage
+        await storage.aclose()
+
+    @pytest.fixture
+    def reopen(self, open_mongo: Callable[..., MongoStorage]) -> Callable[[], Awaitable[SessionStorage]]:
+        async def reopen_() -> SessionStorage:
+            return open_mongo()
+
+        return reopen_
+
+    @pytest.fixture
+    async def other_namespace(
+        self, open_mongo: Callable[..., MongoStorage], namespace: str
+    ) -> AsyncIterator[MongoStorage]:
+        other = open_mongo(namespace=namespace + "-other")
+        yield other
+        await other.aclose()
+
+    @pytest.fixture
+    def raw_read(
+        self, raw: AsyncCollection[Document], namespace: str
+    ) -> Callable[[str], Awaitable[bytes | None]]:
+        async def read(id: str) -> bytes | None:
+            return doc.data_of(await raw.find_one({"_id": doc.document_id(namespace, id)}))
+
+        return read
+
+    @pytest.fixture
+    def raw_write(
+        self, raw: AsyncCollection[Document], namespace: str
+    ) -> Callable[[str, bytes], Awaitable[None]]:
+        async def write(id: str, data: bytes) -> None:
+            key = doc.document_id(namespace, id)
+            await raw.replace_one({"_id": key}, doc.session_document(key, data, None), upsert=True)
+
+        return write
+
+
+# --- MongoDB's own behaviour ---------------------------------------------------------
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_server_document_holds_binary_data_and_an_expiry_date(
+    open_mongo: Callable[..., MongoStorage], raw: AsyncCollection[Document], namespace: str
+) -> None:
+    storage = open_mongo()
+    before = datetime.now(timezone.utc)
+    await storage.write("id1", b"\x00\xffpayload", 60)
+    found = await raw.find_one({"_id": {"ns": namespace, "id": "id1"}})
+    await storage.aclose()
+    assert found is not None
+    assert found["data"] == b"\x00\xffpayload"
+    expires = found["expires"].replace(tzinfo=timezone.utc)  # BSON dates come back naive UTC
+    assert before + timedelta(seconds=59) < expires < before + timedelta(seconds=61)
+
+
+async def test_server_ttl_index_is_created_on_first_use_and_again_without_error(
+    open_mongo: Callable[..., MongoStorage], raw: AsyncCollection[Document]
+) -> None:
+    for _ in range(2):  # the second storage asks for the same index: a no-op, not an error
+        storage = open_mongo()
+        await storage.read("anything")
+        await storage.aclose()
+    index = (await raw.index_information())[doc.TTL_INDEX_NAME]
+    assert index["key"] == [("expires", 1)]
+    assert index["expireAfterSeconds"] == 0
+
+
+async def test_server_expired_document_is_absent_before_the_ttl_monitor_removes_it(
+    open_mongo: Callable[..., MongoStorage], raw: AsyncCollection[Document], namespace: str
+) -> None:
+    key = doc.document_id(namespace, "old")
+    past = datetime.now(timezone.utc) - timedelta(hours=1)
+    await raw.insert_one(doc.session_document(key, b"stale", past))
+    storage = open_mongo()
+    try:
+        assert await storage.read("old") is None
+        await storage.touch("old", 3600)  # must not revive it
+        assert await storage.read("old") is None
+        assert await storage.write_if("old", b"x", None, expected=b"stale") is False
+        assert await storage.write_if("old", b"fresh", 60, expected=None) is True
+        assert await storage.read("old") == b"fresh"
+    finally:
+        await storage.aclose()
+
+
+async def test_server_write_if_absent_loses_to_a_live_session_without_touching_it(
+    open_mongo: Callable[..., MongoStorage],
+) -> None:
+    storage = open_mongo()
+    try:
+        await storage.write("id1", b"live", None)
+        results = []
+        async with anyio.create_task_group() as tg:
+
+            async def claim(n: int) -> None:
+                results.append(await storage.write_if("id1", b"%d" % n, 60, expected=None))
+
+            for n in range(8):
+                tg.start_soon(claim, n)
+        assert results == [False] * 8
+        assert await storage.read("id1") == b"live"
+    finally:
+        await storage.aclose()
+
+
+async def test_server_concurrent_claims_of_a_new_id_have_one_winner(
+    open_mongo: Callable[..., MongoStorage],
+) -> None:
+    storage = open_mongo()
+    try:
+        winners: list[bytes] = []
+
+        async def claim(value: bytes) -> None:
+            if await storage.write_if("new", value, 60, expected=None):
+                winners.append(value)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(16):
+                tg.start_soon(claim, b"claim %d" % n)
+        assert len(winners) == 1
+        assert await storage.read("new") == winners[0]
+    finally:
+        await storage.aclose()
+
+
+async def test_server_namespaces_share_a_collection_but_not_their_sessions(
+    open_mongo: Callable[..., MongoStorage], namespace: str
+) -> None:
+    shop, admin = open_mongo(namespace=namespace + "-shop"), open_mongo(namespace=namespace + "-admin")
+    try:
+        await shop.write("same-id", b"shop", None)
+        await admin.write("same-id", b"admin", None)
+        assert await shop.read("same-id") == b"shop"
+        await admin.invalidate("same-id")
+        assert await shop.read("same-id") == b"shop"
+        assert await admin.write_if("same-id", b"x", None, expected=b"shop") is False
+    finally:
+        await shop.aclose()
+        await admin.aclose()
+
+
+async def test_server_purge_removes_only_this_namespaces_expired_sessions(
+    open_mongo: Callable[..., MongoStorage], raw: AsyncCollection[Document], namespace: str
+) -> None:
+    past = datetime.now(timezone.utc) - timedelta(minutes=5)
+    other = namespace + "-other"
+    for ns, id in [(namespace, "a"), (namespace, "b"), (other, "a")]:
+        key = doc.document_id(ns, id)
+        await raw.insert_one(doc.session_document(key, b"old", past))
+    storage = open_mongo()
+    try:
+        await storage.write("live", b"live", 3600)
+        assert await storage.purge() == 2
+        assert await raw.count_documents({"_id": doc.document_id(other, "a")}) == 1
+        assert await storage.read("live") == b"live"
+    finally:
+        await storage.aclose()
+
+
+async def test_server_collection_from_the_url_query(
+    satchel_mongodb_url: str, raw: AsyncCollection[Document], namespace: str
+) -> None:
+    url = _with_query(satchel_mongodb_url, f"collection={COLLECTION}&namespace={namespace}")
+    storage = MongoStorage.from_url(url)
+    try:
+        await storage.write("via-url", b"here", None)
+    finally:
+        await storage.aclose()
+    assert await raw.count_documents({"_id": doc.document_id(namespace, "via-url")}) == 1
+
+
+async def test_server_own_client_keeps_working_after_the_storage_closes(
+    satchel_mongodb_url: str, raw: AsyncCollection[Document], namespace: str
+) -> None:
+    parsed = doc.parse_url(satchel_mongodb_url)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(parsed.client_url)
+    try:
+        storage = MongoStorage(
+            client,
+            database=parsed.database or doc.DEFAULT_DATABASE,
+            collection=COLLECTION,
+            namespace=namespace,
+        )
+        await storage.write("mine", b"v", None)
+        await storage.aclose()
+        assert await client[raw.database.name][COLLECTION].count_documents({}) >= 1
+    finally:
+        await client.close()
