@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import ContextManager
 
 import pytest
 
@@ -24,7 +24,7 @@ __all__ = [
 
 
 def _serve(
-    finder: Callable[[Path], ContextManager[str]], factory: pytest.TempPathFactory, name: str
+    finder: Callable[[Path], AbstractContextManager[str]], factory: pytest.TempPathFactory, name: str
 ) -> Iterator[str]:
     with contextlib.ExitStack() as stack:
         try:

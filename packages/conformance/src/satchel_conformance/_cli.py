@@ -1,0 +1,47 @@
+"""``satchel conformance URL [pytest args]``: the whole storage suite against one URL."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["run"]
+
+USAGE = """\
+usage: satchel conformance URL [pytest options]
+
+Run every storage conformance check against the storage URL opens through the installed
+satchel plugins, e.g. `satchel conformance memory://` or
+`satchel conformance redis://localhost:6379/0 --satchel-ttl=1 -x`.
+Each check gets its own namespace on that storage. The exit code is 0 only when every
+check that applies passed; the summary lists each check, and why any was skipped.
+"""
+
+
+def run(argv: list[str]) -> int:
+    """Run the storage suite against ``argv[0]``, passing the rest to pytest; pytest's exit code."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, end="", file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    url, *extra = argv
+    if url.startswith("-") or "://" not in url:
+        print(f"satchel conformance: {url!r} is not a storage URL\n\n{USAGE}", file=sys.stderr)
+        return 2
+
+    import pytest
+
+    here = Path(__file__).resolve().parent
+    args = [
+        "-c", str(here / "kit.ini"),
+        "--rootdir", str(here),
+        "-p", "no:cacheprovider",
+        # this package is imported before pytest starts, so its __init__ cannot be rewritten
+        "-W", "ignore:Module already imported:pytest.PytestAssertRewriteWarning",
+        "--pyargs", "satchel_conformance",
+        f"--satchel-storage-url={url}",
+        *extra,
+    ]  # fmt: skip
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        args += ["-p", "satchel_conformance._pytest_plugin", "-p", "anyio.pytest_plugin"]
+    return int(pytest.main(args))
