@@ -88,10 +88,15 @@ def _replica_set(mongod: str, workdir: Path) -> Iterator[str]:
 
 
 def _wait_for_primary(client: Any, *, timeout: float) -> None:
+    from pymongo.errors import OperationFailure
+
     deadline = time.monotonic() + timeout
     while True:
-        reply = client.admin.command("hello")
-        if reply.get("isWritablePrimary"):
+        try:
+            reply = client.admin.command("hello")
+        except OperationFailure:  # servers before 4.4.2 only know the legacy name
+            reply = client.admin.command("isMaster")
+        if reply.get("isWritablePrimary") or reply.get("ismaster"):
             return
         if time.monotonic() > deadline:
             raise Unavailable(f"the replica set elected no primary within {timeout}s: {reply}")
