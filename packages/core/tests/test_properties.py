@@ -1,0 +1,609 @@
+"""Property tests of the request path, through a real Starlette app and httpx's ASGI transport.
+
+What a client sends is generated: garbage never raises and reads as no session, a signed
+value survives no bit flip, a value never crosses mappings, every session type round
+trips, and a stateless value dies at its deadline however often the client replays it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import string
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, TypedDict, TypeVar
+
+import attrs
+import httpx
+import msgspec
+import pytest
+import satchel
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+KEY = "property-tests-key-0123456789abcdef"
+BASE_URL = "https://testserver"
+T = TypeVar("T")
+
+# Each request goes through asyncio.run: the default deadline would measure event loop
+# start-up, not the code under test.
+FEW = settings(max_examples=25, deadline=None)
+SOME = settings(max_examples=60, deadline=None)
+
+
+# -- the app under test ---------------------------------------------------------------
+
+Handler = Callable[[satchel.RequestSessions], Awaitable[Any]]
+
+
+def serve(sessions: satchel.Sessions, handler: Handler) -> satchel.SessionMiddleware:
+    """A Starlette app whose only endpoint answers ``handler(sessions_of(request))`` as JSON."""
+
+    async def endpoint(request: Request) -> Response:
+        return JSONResponse(await handler(satchel.sessions_of(request)))
+
+    return satchel.SessionMiddleware(Starlette(routes=[Route("/", endpoint, methods=["GET"])]), sessions)
+
+
+@asynccontextmanager
+async def client(app: satchel.SessionMiddleware) -> AsyncIterator[httpx.AsyncClient]:
+    # raise_app_exceptions (the default) turns any exception in the app into a test failure
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
+        yield c
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    async def wrapped() -> T:
+        return await main()
+
+    return asyncio.run(wrapped())
+
+
+def issued(response: httpx.Response, m: satchel.Mapping[Any]) -> str | None:
+    """The value the response hands the client for mapping ``m`` (cookie or header)."""
+    if m.transport == "header":
+        value: str | None = response.headers.get(m.name)
+        return value
+    for line in response.headers.get_list("set-cookie"):
+        name, _, rest = line.partition("=")
+        if name == m.name:
+            return rest.partition(";")[0]
+    return None
+
+
+def sent(m: satchel.Mapping[Any], value: str | bytes) -> list[tuple[bytes, bytes]]:
+    """The request header that carries ``value`` for mapping ``m``."""
+    raw = value.encode("latin-1") if isinstance(value, str) else value
+    if m.transport == "header":
+        return [(m.name.encode("ascii"), raw)]
+    return [(b"cookie", m.name.encode("ascii") + b"=" + raw)]
+
+
+# -- session types ----------------------------------------------------------------------
+
+
+class Cart(msgspec.Struct):
+    items: list[str] = []
+
+
+class Login(msgspec.Struct):
+    user: str
+
+
+class Prefs(msgspec.Struct):
+    theme: str = "light"
+
+
+class Api(msgspec.Struct):
+    client: str
+
+
+class Token(msgspec.Struct):
+    scope: str
+
+
+# -- 1. garbage in, no session out ---------------------------------------------------------
+
+
+def garbage_sessions() -> tuple[satchel.Sessions, list[satchel.MemoryStorage]]:
+    stores = [satchel.MemoryStorage() for _ in range(3)]
+    sign = satchel.Sign(KEY)
+    sessions = satchel.Sessions(
+        satchel.cookie(Cart, "CART", transformers=[sign]),
+        satchel.cookie(Login, "SID", storage=stores[0], transformers=[sign]),
+        satchel.cookie(Prefs, "PREFS", storage=stores[1]),
+        satchel.header(Api, "X-Api", transformers=[sign]),
+        satchel.header(Token, "X-Token", storage=stores[2]),
+    )
+    return sessions, stores
+
+
+TYPES = (Cart, Login, Prefs, Api, Token)
+COOKIE_NAMES = ["CART", "SID", "PREFS", "cart", "sid", " CART", "CART ", ""]
+TOKEN_CHARS = string.ascii_letters + string.digits + '-_.=;" \t,'
+
+any_text = st.text(max_size=200).map(lambda s: s.encode("utf-8"))
+any_bytes = st.binary(max_size=300)
+token_like = st.text(alphabet=TOKEN_CHARS, max_size=120).map(lambda s: s.encode("latin-1"))
+cookie_pair = st.tuples(st.sampled_from(COOKIE_NAMES), st.one_of(token_like, any_bytes)).map(
+    lambda p: p[0].encode("latin-1") + b"=" + p[1]
+)
+cookie_like = st.lists(cookie_pair, min_size=1, max_size=5).map(b";".join)
+header_value = st.one_of(any_bytes, any_text, token_like, cookie_like)
+
+
+@SOME
+@given(
+    cookies=st.lists(header_value, max_size=3),
+    api=st.none() | header_value,
+    token=st.none() | header_value,
+    then_set=st.booleans(),
+)
+def test_garbage_reads_as_no_session_and_never_fails(
+    cookies: list[bytes], api: bytes | None, token: bytes | None, then_set: bool
+) -> None:
+    sessions, stores = garbage_sessions()
+    headers = [(b"cookie", c) for c in cookies]
+    if api is not None:
+        headers.append((b"x-api", api))
+    if token is not None:
+        headers.append((b"x-token", token))
+
+    async def handler(s: satchel.RequestSessions) -> Any:
+        seen = [await s.get(t) for t in TYPES]
+        if then_set:
+            s.set(Cart(items=["a"]))
+            s.set(Login(user="u"))
+            s.set(Prefs())
+            s.set(Api(client="c"))
+            s.set(Token(scope="s"))
+        return [v is None for v in seen]
+
+    async def main() -> httpx.Response:
+        async with client(serve(sessions, handler)) as c:
+            return await c.get("/", headers=headers)
+
+    response = run(main)
+    assert response.status_code == 200
+    assert response.json() == [True] * len(TYPES)
+    # nothing the client sent was adopted: storage holds exactly what this request set
+    assert [len(s) for s in stores] == ([1, 1, 1] if then_set else [0, 0, 0])
+
+
+# -- 2. every bit flip is refused ------------------------------------------------------------
+
+
+def flips(data: bytes) -> Iterator[bytes]:
+    """``data`` with each one of its bits flipped in turn."""
+    for i in range(len(data) * 8):
+        out = bytearray(data)
+        out[i // 8] ^= 1 << (i % 8)
+        yield bytes(out)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+FLIP_MAPPINGS: dict[str, Callable[[], satchel.Mapping[Any]]] = {
+    "stateless cookie": lambda: satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)]),
+    "stateless header": lambda: satchel.header(Cart, "X-Cart", transformers=[satchel.Sign(KEY)]),
+    "signed server-side ID": lambda: satchel.cookie(
+        Cart, "SID", storage=satchel.MemoryStorage(), transformers=[satchel.Sign(KEY)]
+    ),
+    "digest stateless cookie": lambda: satchel.cookie(Cart, "CART", transformers=[satchel.Digest()]),
+}
+
+
+def issue_then_replay(
+    mapping: satchel.Mapping[Any], value: Cart, variants: Callable[[str], Iterator[bytes]]
+) -> tuple[str, list[bytes]]:
+    """Cut ``value``'s travelling text; replay each variant of its protected part.
+
+    Returns the text and the variants that were accepted (read as a session).
+    """
+    sessions = satchel.Sessions(mapping)
+
+    async def write(s: satchel.RequestSessions) -> None:
+        s.set(value)
+
+    async def read(s: satchel.RequestSessions) -> Any:
+        got = await s.get(Cart)
+        return None if got is None else got.items
+
+    async def main() -> tuple[str, list[bytes]]:
+        async with client(serve(sessions, write)) as c:
+            text = issued(await c.get("/"), mapping)
+        assert text is not None
+        # a server-side value ends in ".<when it was sent>", an unsigned hint; the ID is before it
+        protected, dot, hint = text.partition(".")
+        accepted = []
+        async with client(serve(sessions, read)) as c:
+            baseline = await c.get("/", headers=sent(mapping, text))
+            assert baseline.json() == value.items, "the untouched value must read back"
+            for variant in variants(protected):
+                tail = (dot + hint).encode("ascii")
+                r = await c.get("/", headers=sent(mapping, variant + tail))
+                assert r.status_code == 200
+                if r.json() is not None:
+                    accepted.append(variant)
+        return text, accepted
+
+    return run(main)
+
+
+def decoded_flips(protected: str) -> Iterator[bytes]:
+    return (b64(f).encode("ascii") for f in flips(unb64(protected)))
+
+
+def text_flips(protected: str) -> Iterator[bytes]:
+    return flips(protected.encode("ascii"))
+
+
+@pytest.mark.parametrize("kind", list(FLIP_MAPPINGS))
+@pytest.mark.parametrize("variants", [decoded_flips, text_flips], ids=["decoded bytes", "base64url text"])
+def test_every_single_bit_flip_is_refused(kind: str, variants: Callable[[str], Iterator[bytes]]) -> None:
+    text, accepted = issue_then_replay(FLIP_MAPPINGS[kind](), Cart(items=["apple", "pear"]), variants)
+    assert accepted == [], f"{len(accepted)} bit flips of {text!r} were accepted"
+
+
+@FEW
+@given(items=st.lists(st.text(max_size=12), max_size=5), seed=st.integers(0, 2**32))
+def test_bit_flips_of_generated_values_are_refused(items: list[str], seed: int) -> None:
+    def some_flips(protected: str) -> Iterator[bytes]:
+        # a handful of flips spread over the whole value, both spellings
+        raw = unb64(protected)
+        positions = {(seed * (k + 1) * 2654435761) % (len(raw) * 8) for k in range(8)}
+        for i in positions:
+            out = bytearray(raw)
+            out[i // 8] ^= 1 << (i % 8)
+            yield b64(bytes(out)).encode("ascii")
+        text = protected.encode("ascii")
+        j = seed % (len(text) * 8)
+        yield bytes(c ^ (1 << (j % 8)) if n == j // 8 else c for n, c in enumerate(text))
+
+    mapping = FLIP_MAPPINGS["stateless cookie"]()
+    _, accepted = issue_then_replay(mapping, Cart(items=items), some_flips)
+    assert accepted == []
+
+
+# -- 3. a value cut for one mapping never opens under another --------------------------------
+
+
+class NoteA(msgspec.Struct):
+    text: str
+
+
+class NoteB(msgspec.Struct):
+    text: str
+
+
+class NoteC(msgspec.Struct):
+    text: str
+
+
+class NoteD(msgspec.Struct):
+    text: str
+
+
+def note_mappings(shared: satchel.MemoryStorage) -> list[satchel.Mapping[Any]]:
+    """Four mappings, one key, one storage, types of the same shape: only the binding separates them."""
+    sign = satchel.Sign(KEY)
+    return [
+        satchel.cookie(NoteA, "NOTE", transformers=[sign]),
+        satchel.header(NoteB, "X-Note", transformers=[sign]),
+        satchel.cookie(NoteC, "NOTE_SID", storage=shared, transformers=[sign]),
+        satchel.header(NoteD, "X-Note-Sid", storage=shared, transformers=[sign]),
+    ]
+
+
+@FEW
+@given(source=st.integers(0, 3), target=st.integers(0, 3), text=st.text(max_size=30))
+def test_a_value_never_verifies_for_another_mapping_of_the_same_app(
+    source: int, target: int, text: str
+) -> None:
+    mappings = note_mappings(satchel.MemoryStorage())
+    sessions = satchel.Sessions(*mappings)
+    src, dst = mappings[source], mappings[target]
+
+    async def write(s: satchel.RequestSessions) -> None:
+        s.set(src.type(text=text))
+
+    async def read(s: satchel.RequestSessions) -> Any:
+        got = await s.get(dst.type)
+        return None if got is None else got.text
+
+    async def main() -> Any:
+        async with client(serve(sessions, write)) as c:
+            value = issued(await c.get("/"), src)
+        assert value is not None
+        async with client(serve(sessions, read)) as c:
+            return (await c.get("/", headers=sent(dst, value))).json()
+
+    assert run(main) == (text if source == target else None)
+
+
+names = st.text(alphabet=string.ascii_lowercase + string.digits + "-", min_size=1, max_size=12)
+transports = st.sampled_from(["cookie", "header"])
+
+
+def single(
+    transport: str, name: str, storage: satchel.MemoryStorage | None, protect: satchel.Transformer
+) -> satchel.Mapping[NoteA]:
+    if transport == "cookie":
+        return satchel.cookie(NoteA, name, storage=storage, transformers=[protect])
+    return satchel.header(NoteA, name, storage=storage, transformers=[protect])
+
+
+@FEW
+@given(
+    first=st.tuples(transports, names),
+    second=st.tuples(transports, names),
+    kind=st.sampled_from(["signed stateless", "signed server-side", "digest stateless"]),
+)
+def test_a_value_never_verifies_for_another_mapping_of_another_app(
+    first: tuple[str, str], second: tuple[str, str], kind: str
+) -> None:
+    """Two apps, one key, one storage, one session type: the name and transport still bind.
+
+    A digest has no key to bind, so a stateless value's own name is what refuses it.
+    """
+    if kind == "digest stateless":
+        assume(first[1] != second[1])  # nothing but the name is left to tell them apart
+    shared = satchel.MemoryStorage() if kind == "signed server-side" else None
+    protect: satchel.Transformer = satchel.Digest() if kind == "digest stateless" else satchel.Sign(KEY)
+    src = single(*first, shared, protect)
+    dst = single(*second, shared, protect)
+
+    async def write(s: satchel.RequestSessions) -> None:
+        s.set(NoteA(text="secret"))
+
+    async def read(s: satchel.RequestSessions) -> Any:
+        got = await s.get(NoteA)
+        return None if got is None else got.text
+
+    async def main() -> Any:
+        async with client(serve(satchel.Sessions(src), write)) as c:
+            value = issued(await c.get("/"), src)
+        assert value is not None
+        async with client(serve(satchel.Sessions(dst), read)) as c:
+            return (await c.get("/", headers=sent(dst, value))).json()
+
+    assert run(main) == ("secret" if first == second else None)
+
+
+# -- 4. round trips for every session type ----------------------------------------------------
+
+
+class StructSession(msgspec.Struct):
+    name: str
+    count: int
+    tags: list[str]
+    ratio: float
+    flag: bool
+    note: str | None = None
+
+
+@dataclasses.dataclass
+class DataclassSession:
+    name: str
+    count: int
+    tags: list[str]
+    ratio: float
+    flag: bool
+    note: str | None = None
+
+
+@attrs.define
+class AttrsSession:
+    name: str
+    count: int
+    tags: list[str]
+    ratio: float
+    flag: bool
+    note: str | None = None
+
+
+class TypedDictSession(TypedDict):
+    name: str
+    count: int
+    tags: list[str]
+    ratio: float
+    flag: bool
+    note: str | None
+
+
+short_text = st.text(max_size=16)
+fields: dict[str, st.SearchStrategy[Any]] = {
+    "name": short_text,
+    "count": st.integers(-(2**63), 2**63 - 1),
+    "tags": st.lists(short_text, max_size=4),
+    "ratio": st.floats(allow_nan=False),
+    "flag": st.booleans(),
+    "note": st.none() | short_text,
+}
+json_like: st.SearchStrategy[Any] = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | short_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(short_text, inner, max_size=3),
+    max_leaves=12,
+)
+
+SESSION_VALUES: dict[type[Any], st.SearchStrategy[Any]] = {
+    StructSession: st.builds(StructSession, **fields),
+    DataclassSession: st.builds(DataclassSession, **fields),
+    AttrsSession: st.builds(AttrsSession, **fields),
+    TypedDictSession: st.fixed_dictionaries(fields),
+    dict: st.dictionaries(short_text, json_like, max_size=5),
+}
+
+
+def round_trip_mapping(type_: type[Any], transport: str, server_side: bool) -> satchel.Mapping[Any]:
+    storage = satchel.MemoryStorage() if server_side else None
+    transformers = [] if server_side else [satchel.Sign(KEY)]
+    if transport == "cookie":
+        return satchel.cookie(type_, "S", storage=storage, transformers=transformers)
+    return satchel.header(type_, "X-S", storage=storage, transformers=transformers)
+
+
+@pytest.mark.parametrize("type_", list(SESSION_VALUES), ids=lambda t: t.__name__)
+@pytest.mark.parametrize(
+    ("transport", "server_side"),
+    [("cookie", False), ("cookie", True), ("header", False), ("header", True)],
+    ids=["stateless cookie", "server-side cookie", "stateless header", "server-side header"],
+)
+def test_round_trip_for_every_session_type(type_: type[Any], transport: str, server_side: bool) -> None:
+    mapping = round_trip_mapping(type_, transport, server_side)
+    sessions = satchel.Sessions(mapping)
+
+    @FEW
+    @given(value=SESSION_VALUES[type_])
+    def check(value: Any) -> None:
+        seen: list[object] = []
+
+        async def write(s: satchel.RequestSessions) -> None:
+            s.set(value, key=type_)
+
+        async def read(s: satchel.RequestSessions) -> None:
+            seen.append(await s.get(type_))
+
+        async def main() -> httpx.Response:
+            async with client(serve(sessions, write)) as c:
+                text = issued(await c.get("/"), mapping)
+            assert text is not None
+            async with client(serve(sessions, read)) as c:
+                return await c.get("/", headers=sent(mapping, text))
+
+        reread = run(main)
+        assert seen == [value]
+        assert type(seen[0]) is type(value)
+        assert issued(reread, mapping) is None, "a session that was only read is not sent again"
+
+    check()
+
+
+# -- 5. stateless values die at their deadline ----------------------------------------------------
+
+
+class Clock:
+    """A clock the test moves by hand (Unix seconds)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+START = 1_700_000_000.0
+
+
+def expiring(
+    transport: str, server_side: bool, clock: Clock, max_age: float, max_lifetime: float | None = None
+) -> satchel.Mapping[Cart]:
+    storage = satchel.MemoryStorage(clock=clock) if server_side else None
+    transformers = [] if server_side else [satchel.Sign(KEY)]
+    if transport == "cookie":
+        return satchel.cookie(
+            Cart,
+            "CART",
+            storage=storage,
+            transformers=transformers,
+            max_age=max_age,
+            max_lifetime=max_lifetime,
+        )
+    return satchel.header(
+        Cart, "X-Cart", storage=storage, transformers=transformers, max_age=max_age, max_lifetime=max_lifetime
+    )
+
+
+KINDS = [("cookie", False), ("header", False), ("cookie", True), ("header", True)]
+KIND_IDS = ["stateless cookie", "stateless header", "server-side cookie", "server-side header"]
+
+
+@pytest.mark.parametrize(("transport", "server_side"), KINDS, ids=KIND_IDS)
+def test_a_value_is_refused_after_max_age_though_the_client_replays_it(
+    transport: str, server_side: bool
+) -> None:
+    @FEW
+    @given(max_age=st.integers(1, 10**6), early=st.floats(0, 1, exclude_max=True), late=st.floats(1, 5))
+    def check(max_age: int, early: float, late: float) -> None:
+        clock = Clock(START)
+        mapping = expiring(transport, server_side, clock, max_age)
+        sessions = satchel.Sessions(mapping, clock=clock)
+
+        async def write(s: satchel.RequestSessions) -> None:
+            s.set(Cart(items=["x"]))
+
+        async def read(s: satchel.RequestSessions) -> Any:
+            return await s.get(Cart) is not None
+
+        async def main() -> tuple[bool, bool]:
+            async with client(serve(sessions, write)) as c:
+                text = issued(await c.get("/"), mapping)
+            assert text is not None
+            async with client(serve(sessions, read)) as c:
+                # replay the value exactly as first issued, whatever the server sent since
+                clock.now = START + min(int(early * max_age), max_age - 1)
+                before = (await c.get("/", headers=sent(mapping, text))).json()
+                # a stateless value carries its own deadline, so renewals never revive it; a
+                # server-side session is one entry, and a read past half its idle time was
+                # activity that moved its deadline
+                renewed = server_side and clock.now - START > max_age / 2
+                clock.now = (clock.now if renewed else START) + max_age * late
+                after = (await c.get("/", headers=sent(mapping, text))).json()
+            return before, after
+
+        assert run(main) == (True, False)
+
+    check()
+
+
+@pytest.mark.parametrize(("transport", "server_side"), KINDS, ids=KIND_IDS)
+def test_rolling_renewals_never_outlive_max_lifetime(transport: str, server_side: bool) -> None:
+    @FEW
+    @given(lifetime=st.integers(150, 2000), step=st.integers(51, 99))
+    def check(lifetime: int, step: int) -> None:
+        clock = Clock(START)
+        mapping = expiring(transport, server_side, clock, max_age=100, max_lifetime=lifetime)
+        sessions = satchel.Sessions(mapping, clock=clock)
+
+        async def write(s: satchel.RequestSessions) -> None:
+            s.set(Cart(items=["x"]))
+
+        async def read(s: satchel.RequestSessions) -> Any:
+            return await s.get(Cart) is not None
+
+        async def main() -> list[tuple[float, bool]]:
+            async with client(serve(sessions, write)) as c:
+                text = issued(await c.get("/"), mapping)
+            assert text is not None
+            timeline = []
+            async with client(serve(sessions, read)) as c:
+                # the client comes back every `step` seconds (under max_age) and keeps
+                # whatever renewal the server hands it
+                while clock.now < START + lifetime + 2 * step:
+                    clock.now += step
+                    r = await c.get("/", headers=sent(mapping, text))
+                    timeline.append((clock.now - START, r.json()))
+                    text = issued(r, mapping) or text
+            return timeline
+
+        timeline = run(main)
+        assert [alive for _, alive in timeline] == [t < lifetime for t, _ in timeline], timeline
+
+    check()
