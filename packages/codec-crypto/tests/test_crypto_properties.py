@@ -49,9 +49,7 @@ def test_every_single_bit_flip_of_a_real_value_is_refused(box: Encrypt, data: by
 
 
 @given(box=BOXES, data=DATA, junk=st.binary(min_size=1, max_size=32))
-def test_appending_or_prepending_anything_is_refused(
-    box: Encrypt, data: bytes, junk: bytes
-) -> None:
+def test_appending_or_prepending_anything_is_refused(box: Encrypt, data: bytes, junk: bytes) -> None:
     value = box.encode(data)
     assert box.decode(value + junk) is None
     assert box.decode(junk + value) is None

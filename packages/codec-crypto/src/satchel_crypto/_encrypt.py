@@ -108,8 +108,7 @@ class Encrypt:
     ) -> None:
         if isinstance(fallback_keys, (str, bytes)):
             raise ConfigError(
-                "Encrypt(fallback_keys=...) takes a list of keys, not one key; "
-                "write fallback_keys=[old_key]"
+                "Encrypt(fallback_keys=...) takes a list of keys, not one key; write fallback_keys=[old_key]"
             )
         if max_inflated < 1:
             raise ConfigError(f"Encrypt(max_inflated={max_inflated}) must be at least 1 byte")
