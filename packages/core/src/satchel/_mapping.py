@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal, TypeVar
+
+import msgspec
 
 from ._codec import b64decode, b64encode, pack_envelope, unpack_envelope
 from ._cookies import COOKIE_BUDGET, CookieAttributes, SameSite
@@ -239,8 +243,19 @@ def _check_name(name: str, what: str) -> None:
 
 
 def _check_type(type_: object) -> None:
-    if not (inspect.isclass(type_) or hasattr(type_, "__annotations__")):
-        raise ConfigError(f"{type_!r} is not a session type; pass a class such as a msgspec Struct")
+    supported = (
+        type_ is dict
+        or typing.get_origin(type_) is dict
+        or typing.is_typeddict(type_)
+        or dataclasses.is_dataclass(type_)
+        or hasattr(type_, "__attrs_attrs__")
+        or (inspect.isclass(type_) and issubclass(type_, msgspec.Struct))
+    )
+    if not supported:
+        raise ConfigError(
+            f"{type_!r} cannot be a session type; use a msgspec Struct, a dataclass, "
+            "an attrs class, a TypedDict or dict"
+        )
 
 
 def cookie(

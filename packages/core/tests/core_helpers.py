@@ -1,0 +1,80 @@
+"""Helpers shared by the core's tests (importable: the tests folder is on pythonpath)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import satchel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+KEY = "k" * 32
+OTHER_KEY = "o" * 32
+
+
+class Clock:
+    """Unix time that a test moves by hand."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class CountingStorage(satchel.MemoryStorage):
+    """A real MemoryStorage that also counts the calls made to it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls: list[str] = []
+
+    async def read(self, id: str) -> bytes | None:
+        self.calls.append("read")
+        return await super().read(id)
+
+    async def write(self, id: str, data: bytes, ttl: float | None) -> None:
+        self.calls.append("write")
+        await super().write(id, data, ttl)
+
+    async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
+        self.calls.append("write_if")
+        return await super().write_if(id, data, ttl, expected=expected)
+
+    async def invalidate(self, id: str) -> None:
+        self.calls.append("invalidate")
+        await super().invalidate(id)
+
+    async def touch(self, id: str, ttl: float | None) -> None:
+        self.calls.append("touch")
+        await super().touch(id, ttl)
+
+    def ids(self) -> list[str]:
+        return list(self._data)
+
+
+Handler = Callable[[satchel.RequestSessions, Request], Awaitable[Any]]
+
+
+def make_app(sessions: satchel.Sessions, **handlers: Handler) -> satchel.SessionMiddleware:
+    """An app with one route per handler: GET/POST /<name> runs it and returns its result as JSON."""
+
+    def route(name: str, handler: Handler) -> Route:
+        async def endpoint(request: Request) -> Response:
+            result = await handler(satchel.sessions_of(request), request)
+            return result if isinstance(result, Response) else JSONResponse(result)
+
+        return Route(f"/{name}", endpoint, methods=["GET", "POST"])
+
+    return satchel.SessionMiddleware(Starlette(routes=[route(n, h) for n, h in handlers.items()]), sessions)
+
+
+def set_cookies(response: httpx.Response) -> list[str]:
+    return response.headers.get_list("set-cookie")

@@ -1,0 +1,131 @@
+"""The middleware at the ASGI level: websocket handshakes, lifespan, other scopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+import satchel
+from core_helpers import KEY
+
+pytestmark = pytest.mark.anyio
+
+
+class Cart(msgspec.Struct):
+    items: list[str] = []
+
+
+class ClosingStorage(satchel.MemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+def sessions_with(storage: satchel.SessionStorage) -> satchel.Sessions:
+    return satchel.Sessions(
+        satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)]),
+        satchel.header(dict, "X-Api", storage=storage),
+    )
+
+
+async def run(app: Any, scope: dict[str, Any], incoming: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    queue = list(incoming)
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_websocket_accept_carries_the_session_cookie() -> None:
+    sessions = sessions_with(satchel.MemoryStorage())
+
+    async def ws_app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # websocket.connect
+        s = satchel.sessions_of(scope)
+        cart = await s.get(Cart) or Cart()
+        s.set(Cart(items=[*cart.items, "ws"]))
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    app = satchel.SessionMiddleware(ws_app, sessions)
+    scope = {"type": "websocket", "scheme": "ws", "headers": [(b"host", b"localhost")], "path": "/"}
+    sent = await run(app, scope, [{"type": "websocket.connect"}])
+    headers = dict(sent[0]["headers"])
+    assert sent[0]["type"] == "websocket.accept"
+    cookie = headers[b"set-cookie"].decode()
+    assert cookie.startswith("CART=")
+    value = cookie.split(";")[0].split("=", 1)[1]
+    # the next handshake sees the session
+    scope["headers"] = [(b"host", b"localhost"), (b"cookie", f"CART={value}".encode())]
+    sent = await run(app, scope, [{"type": "websocket.connect"}])
+    second = dict(sent[0]["headers"])[b"set-cookie"].decode().split(";")[0].split("=", 1)[1]
+    request = satchel.RequestSessions(
+        sessions, {"type": "http", "headers": [(b"cookie", f"CART={second}".encode())]}
+    )
+    assert await request.get(Cart) == Cart(items=["ws", "ws"])
+
+
+async def test_lifespan_shutdown_closes_the_storages_after_the_app() -> None:
+    storage = ClosingStorage()
+    order: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                order.append("app shut down")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    wrapped = satchel.SessionMiddleware(app, sessions_with(storage))
+    sent = await run(
+        wrapped, {"type": "lifespan"}, [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    )
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert order == ["app shut down"]
+    assert storage.closed == 1
+
+
+async def test_sessions_is_an_async_context_manager_that_closes_storages() -> None:
+    storage = ClosingStorage()
+    async with sessions_with(storage):
+        pass
+    assert storage.closed == 1
+
+
+async def test_an_http_response_without_session_use_is_passed_through_unchanged() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": [(b"x-a", b"1")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    wrapped = satchel.SessionMiddleware(app, sessions_with(satchel.MemoryStorage()))
+    sent = await run(wrapped, {"type": "http", "headers": [(b"cookie", b"CART=x")]}, [])
+    assert sent[0] == {"type": "http.response.start", "status": 204, "headers": [(b"x-a", b"1")]}
+
+
+async def test_sessions_of_accepts_a_request_object_with_a_scope() -> None:
+    class Request:
+        def __init__(self, scope: dict[str, Any]) -> None:
+            self.scope = scope
+
+    seen: list[satchel.RequestSessions] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(satchel.sessions_of(Request(scope)))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    await run(satchel.SessionMiddleware(app, sessions_with(satchel.MemoryStorage())), {"type": "http"}, [])
+    assert isinstance(seen[0], satchel.RequestSessions)

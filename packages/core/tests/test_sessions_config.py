@@ -1,0 +1,181 @@
+"""A broken configuration fails when it is built, with a message that says what to change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+import satchel
+from core_helpers import KEY, make_app, set_cookies
+
+pytestmark = pytest.mark.anyio
+
+
+class Cart(msgspec.Struct):
+    items: list[str] = []
+
+
+class Login(msgspec.Struct):
+    user: str
+
+
+def sign() -> list[satchel.Transformer]:
+    return [satchel.Sign(KEY)]
+
+
+def test_two_mappings_with_one_name_clash() -> None:
+    with pytest.raises(satchel.ConfigError, match="'S' is used by two mappings"):
+        satchel.Sessions(
+            satchel.cookie(Cart, "S", transformers=sign()),
+            satchel.cookie(Login, "S", transformers=sign()),
+        )
+
+
+def test_header_names_clash_regardless_of_case() -> None:
+    with pytest.raises(satchel.ConfigError, match="used by two mappings"):
+        satchel.Sessions(
+            satchel.header(Cart, "X-A", transformers=sign()),
+            satchel.header(Login, "x-a", transformers=sign()),
+        )
+
+
+def test_one_type_mapped_twice_clashes() -> None:
+    with pytest.raises(satchel.ConfigError, match="Cart is mapped twice"):
+        satchel.Sessions(
+            satchel.cookie(Cart, "A", transformers=sign()),
+            satchel.cookie(Cart, "B", transformers=sign()),
+        )
+
+
+def test_a_stateless_mapping_without_protection_is_refused() -> None:
+    with pytest.raises(satchel.ConfigError, match=r"anyone could forge it.*Sign"):
+        satchel.cookie(Cart, "CART")
+
+
+def test_a_short_key_is_refused_and_keygen_is_named() -> None:
+    with pytest.raises(satchel.ConfigError, match="satchel keygen"):
+        satchel.Sign("too short")
+    with pytest.raises(satchel.ConfigError, match="fallback"):
+        satchel.Sign(KEY, fallback_keys=["short"])
+
+
+def test_an_unsupported_session_type_is_refused() -> None:
+    class NotSerializable:
+        def __init__(self, x: object) -> None:
+            self.x = x
+
+    with pytest.raises(satchel.ConfigError, match="cannot be a session type"):
+        satchel.cookie(NotSerializable, "X", transformers=sign())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"name": "__Host-s", "path": "/app"}, "requires path='/'"),
+        ({"name": "__Host-s", "domain": "example.com"}, "forbids a domain"),
+        ({"name": "__Host-s", "secure": False}, "requires secure=True"),
+        ({"name": "__Secure-s", "secure": False}, "requires secure=True"),
+        ({"same_site": "none", "secure": False}, "requires secure=True"),
+        ({"partitioned": True, "secure": False}, "requires secure=True"),
+        ({"same_site": "sometimes"}, "use 'lax', 'strict' or 'none'"),
+        ({"name": "bad name"}, "not a valid token"),
+        ({"max_age": 0}, "seconds > 0"),
+        ({"max_lifetime": -1}, "seconds > 0"),
+    ],
+)
+def test_cookie_attribute_rules(options: dict[str, Any], message: str) -> None:
+    options.setdefault("name", "S")
+    name = options.pop("name")
+    with pytest.raises(satchel.ConfigError, match=message):
+        satchel.cookie(Cart, name, transformers=sign(), **options)
+
+
+def test_conflict_detection_needs_compare_and_set() -> None:
+    class NoCas:
+        async def read(self, id: str) -> bytes | None:
+            return None
+
+        async def write(self, id: str, data: bytes, ttl: float | None) -> None: ...
+        async def invalidate(self, id: str) -> None: ...
+        async def touch(self, id: str, ttl: float | None) -> None: ...
+        async def aclose(self) -> None: ...
+
+    with pytest.raises(satchel.ConfigError, match="compare-and-set"):
+        satchel.cookie(Login, "SID", storage=NoCas(), detect_conflicts=True)
+
+
+def test_an_object_that_is_not_a_storage_is_refused() -> None:
+    with pytest.raises(satchel.ConfigError, match="is not a SessionStorage"):
+        satchel.cookie(Login, "SID", storage=object())  # type: ignore[arg-type]
+
+
+def test_an_unknown_storage_scheme_names_the_package_to_install() -> None:
+    with pytest.raises(satchel.PluginError, match=r"no plugin provides the storage scheme 'nosuch'.*memory"):
+        satchel.cookie(Login, "SID", storage="nosuch://x")
+
+
+def test_a_storage_url_without_scheme_is_refused() -> None:
+    with pytest.raises(satchel.PluginError, match="scheme://"):
+        satchel.cookie(Login, "SID", storage="sessions.db")
+
+
+def test_storage_url_resolves_through_plugins() -> None:
+    mapping = satchel.cookie(Login, "SID", storage="memory://")
+    assert isinstance(mapping.storage, satchel.MemoryStorage)
+
+
+def test_middleware_needs_sessions() -> None:
+    with pytest.raises(satchel.ConfigError, match=r"satchel.Sessions"):
+        satchel.SessionMiddleware(lambda s, r, w: None, [satchel.cookie(Cart, "C", transformers=sign())])  # type: ignore[arg-type]
+
+
+async def test_sessions_of_without_middleware_says_how_to_install_it() -> None:
+    with pytest.raises(satchel.ConfigError, match=r"SessionMiddleware\(app, sessions\)"):
+        satchel.sessions_of({"type": "http"})
+
+
+async def test_asking_for_an_unmapped_type_names_the_mapped_ones(client_for: Any) -> None:
+    sessions = satchel.Sessions(satchel.cookie(Cart, "CART", transformers=sign()))
+    request = satchel.RequestSessions(sessions, {"type": "http", "headers": []})
+    with pytest.raises(satchel.ConfigError, match=r"Cart \('CART'\)"):
+        await request.get(Login)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "secure"),
+    [
+        ("http://localhost", False),
+        ("http://127.0.0.1:8000", False),
+        ("http://testserver", False),
+        ("http://example.com", True),
+        ("https://example.com", True),
+        ("https://localhost", True),
+    ],
+)
+async def test_secure_by_default_except_plain_http_on_a_local_host(
+    client_for: Any, base_url: str, secure: bool
+) -> None:
+    async def put(s: satchel.RequestSessions, request: Any) -> Any:
+        s.set(Cart(items=["a"]))
+        return "ok"
+
+    sessions = satchel.Sessions(satchel.cookie(Cart, "CART", transformers=sign()))
+    client = client_for(make_app(sessions, put=put), base_url=base_url)
+    [cookie] = set_cookies(await client.get("/put"))
+    assert ("; Secure" in cookie) is secure
+    assert "; HttpOnly" in cookie
+    assert "; SameSite=Lax" in cookie
+    assert "; Path=/" in cookie
+
+
+async def test_host_prefix_always_secure(client_for: Any) -> None:
+    async def put(s: satchel.RequestSessions, request: Any) -> Any:
+        s.set(Cart(items=["a"]))
+        return "ok"
+
+    sessions = satchel.Sessions(satchel.cookie(Cart, "__Host-cart", transformers=sign(), partitioned=True))
+    client = client_for(make_app(sessions, put=put), base_url="http://localhost")
+    [cookie] = set_cookies(await client.get("/put"))
+    assert "; Secure" in cookie
+    assert "; Partitioned" in cookie
