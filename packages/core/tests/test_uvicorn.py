@@ -1,0 +1,188 @@
+"""The core through a real uvicorn server on a loopback port, with real HTTP and websocket clients."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import httpx
+import msgspec
+import satchel
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from websockets.sync.client import connect
+
+KEY = "uvicorn-tests-key-0123456789abcdef"
+
+
+class Cart(msgspec.Struct):
+    items: list[str] = []
+
+
+class Login(msgspec.Struct):
+    user: str
+
+
+@contextmanager
+def serve(app: satchel.SessionMiddleware) -> Iterator[str]:
+    """Run ``app`` under uvicorn (lifespan on) in a thread; yield its "host:port"; shut it down."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # the server is handed the bound socket, so no other process can take the port meanwhile
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped during startup"
+            assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
+            time.sleep(0.01)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+    assert not thread.is_alive(), "uvicorn did not shut down within 10 s"
+
+
+def shop(*mappings: satchel.Mapping[Any], lifespan_log: list[str] | None = None) -> satchel.SessionMiddleware:
+    async def add(request: Request) -> Response:
+        s = satchel.sessions_of(request)
+        cart = await s.get(Cart) or Cart()
+        s.set(Cart(items=[*cart.items, request.query_params["item"]]))
+        return JSONResponse(None)
+
+    async def cart(request: Request) -> Response:
+        got = await satchel.sessions_of(request).get(Cart)
+        return JSONResponse(None if got is None else got.items)
+
+    async def login(request: Request) -> Response:
+        s = satchel.sessions_of(request)
+        s.set(Login(user=request.query_params["user"]))
+        s.regenerate(Login)
+        return JSONResponse(None)
+
+    async def whoami(websocket: WebSocket) -> None:
+        s = satchel.sessions_of(websocket)
+        got = await s.get(Login)
+        if websocket.query_params.get("remember"):
+            s.set(Cart(items=["from the socket"]))
+        await websocket.accept()
+        await websocket.send_json(None if got is None else got.user)
+        await websocket.close()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if lifespan_log is not None:
+            lifespan_log.append("app startup")
+        yield
+        if lifespan_log is not None:
+            lifespan_log.append("app shutdown")
+
+    routes = [
+        Route("/add", add),
+        Route("/cart", cart),
+        Route("/login", login),
+        WebSocketRoute("/whoami", whoami),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    return satchel.SessionMiddleware(app, satchel.Sessions(*mappings))
+
+
+def stateless_cart() -> satchel.Mapping[Cart]:
+    return satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)])
+
+
+def server_side_login(storage: satchel.SessionStorage) -> satchel.Mapping[Login]:
+    return satchel.cookie(Login, "SID", storage=storage, transformers=[satchel.Sign(KEY)])
+
+
+def test_cookie_round_trip_over_the_wire() -> None:
+    app = shop(stateless_cart(), server_side_login(satchel.MemoryStorage()))
+    with serve(app) as host, httpx.Client(base_url=f"http://{host}") as client:
+        first = client.get("/add", params={"item": "apple"})
+        assert first.status_code == 200
+        (set_cookie,) = first.headers.get_list("set-cookie")
+        # plain http to a loopback address: no Secure, or the browser would drop it
+        assert set_cookie.startswith("CART=")
+        assert "Secure" not in set_cookie
+        assert "HttpOnly" in set_cookie
+        assert "SameSite=Lax" in set_cookie
+        assert "Cookie" in first.headers["vary"]
+        client.get("/add", params={"item": "pear"})
+        assert client.get("/cart").json() == ["apple", "pear"]
+    # a fresh client has no cookie, so no cart
+    with serve(app) as host, httpx.Client(base_url=f"http://{host}") as client:
+        assert client.get("/cart").json() is None
+
+
+def test_websocket_handshake_reads_the_session_set_over_http() -> None:
+    app = shop(stateless_cart(), server_side_login(satchel.MemoryStorage()))
+    with serve(app) as host, httpx.Client(base_url=f"http://{host}") as client:
+        client.get("/login", params={"user": "ada"})
+        cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+        assert cookie.startswith("SID=")
+
+        with connect(f"ws://{host}/whoami", additional_headers={"Cookie": cookie}) as ws:
+            assert msgspec.json.decode(ws.recv()) == "ada"
+            assert ws.response is not None
+            assert ws.response.headers.get_all("set-cookie") == [], "a session only read is not sent"
+
+        with connect(f"ws://{host}/whoami") as ws:
+            assert msgspec.json.decode(ws.recv()) is None
+
+        # a session set before accept travels on the handshake response
+        with connect(f"ws://{host}/whoami?remember=1", additional_headers={"Cookie": cookie}) as ws:
+            assert msgspec.json.decode(ws.recv()) == "ada"
+            assert ws.response is not None
+            (set_cookie,) = ws.response.headers.get_all("set-cookie")
+        carried = set_cookie.partition(";")[0]
+        assert carried.startswith("CART=")
+        assert client.get("/cart", headers={"cookie": carried}).json() == ["from the socket"]
+
+
+class RecordingStorage(satchel.MemoryStorage):
+    """A real MemoryStorage that records when it is closed."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__()
+        self.name = name
+        self.log = log
+
+    async def aclose(self) -> None:
+        self.log.append(f"aclose {self.name}")
+        await super().aclose()
+
+
+class Other(msgspec.Struct):
+    note: str
+
+
+def test_lifespan_shutdown_closes_every_storage_once_after_the_app() -> None:
+    log: list[str] = []
+    shared = RecordingStorage("shared", log)
+    own = RecordingStorage("own", log)
+    app = shop(
+        stateless_cart(),
+        server_side_login(shared),
+        satchel.header(Other, "X-Other", storage=shared),
+        satchel.cookie(dict, "PREFS", storage=own),
+        lifespan_log=log,
+    )
+    with serve(app) as host, httpx.Client(base_url=f"http://{host}") as client:
+        client.get("/login", params={"user": "ada"})
+        assert log == ["app startup"]
+    assert log[:2] == ["app startup", "app shutdown"], "the app's own lifespan still runs, first"
+    assert sorted(log[2:]) == ["aclose own", "aclose shared"]
