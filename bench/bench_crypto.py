@@ -212,9 +212,7 @@ def litestar_app(with_sessions: bool) -> ASGIApp:
         return "ok"
 
     middleware = (
-        [CookieBackendConfig(secret=os.urandom(32), secure=False).middleware]
-        if with_sessions
-        else []
+        [CookieBackendConfig(secret=os.urandom(32), secure=False).middleware] if with_sessions else []
     )
     return Litestar(  # type: ignore[no-any-return]
         route_handlers=[view],
@@ -231,9 +229,7 @@ def bench_middleware(rounds: int, n: int) -> dict[str, float] | None:
         "Starlette, no sessions": request_driver(satchel_app(None), "/"),
         "satchel Sign": request_driver(satchel_app(satchel.Sign(KEY)), "/"),
         "satchel Encrypt": request_driver(satchel_app(Encrypt(KEY)), "/"),
-        "satchel Encrypt(compress=True)": request_driver(
-            satchel_app(Encrypt(KEY, compress=True)), "/"
-        ),
+        "satchel Encrypt(compress=True)": request_driver(satchel_app(Encrypt(KEY, compress=True)), "/"),
         "Litestar, no sessions": request_driver(litestar_app(False), "/"),
         "Litestar client-side": request_driver(litestar_app(True), "/"),
     }
@@ -289,23 +285,19 @@ def report(rounds: int) -> None:
         if "no sessions" not in name
     }
     floor = cost["satchel Sign"]
-    print(
-        "\nper request, session cost over the bare app "
-        f"(floor: satchel Sign = {floor * 1e6:.1f} us)"
-    )
+    print(f"\nper request, session cost over the bare app (floor: satchel Sign = {floor * 1e6:.1f} us)")
     for name, seconds in cost.items():
         print(f"  {name:34} {seconds / floor:6.2f}x  ({seconds * 1e6:.1f} us)")
     for name in ("Starlette, no sessions", "Litestar, no sessions"):
         print(f"  ({name}: {mw[name] * 1e6:.1f} us per request)")
     print(
-        "  Litestar / satchel Encrypt:       "
-        f"{cost['Litestar client-side'] / cost['satchel Encrypt']:6.2f}x"
+        f"  Litestar / satchel Encrypt:       {cost['Litestar client-side'] / cost['satchel Encrypt']:6.2f}x"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=61)
     args = parser.parse_args(argv)
     report(args.rounds)
     return 0
