@@ -122,6 +122,11 @@ class _RedisBase:
         self._script: AsyncScript = client.register_script(_WRITE_IF)
         self.namespace = namespace
 
+    @property
+    def client(self) -> Any:
+        """The redis-py client this storage sends its commands through."""
+        return self._client
+
     def key(self, id: str) -> str:
         """The Redis key that holds session ``id``."""
         return f"{self._prefix}{{{id}}}"
@@ -174,9 +179,7 @@ class _RedisBase:
 
         await self._run("write", id, put)
 
-    async def write_if(
-        self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None
-    ) -> bool:
+    async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
         """Write only if the stored value is ``expected`` (``None``: only if absent).
 
         One Lua script, atomic on the server, safe to send again after a lost reply.
@@ -279,9 +282,7 @@ class RedisStorage(_RedisBase):
         """
         stripped, opts = split_options(url, options)
         if opts.client is not None:
-            return cls(
-                opts.client, namespace=opts.namespace, timeout=opts.timeout, retry=opts.retry
-            )
+            return cls(opts.client, namespace=opts.namespace, timeout=opts.timeout, retry=opts.retry)
         if stripped.lower().startswith("redis+sentinel://"):
             return cls._sentinel(stripped, opts)
         from redis.asyncio import BlockingConnectionPool, Redis
@@ -358,9 +359,7 @@ class RedisClusterStorage(_RedisBase):
         retry: Retry | None = None,
         owns_client: bool = False,
     ) -> None:
-        super().__init__(
-            client, namespace=namespace, timeout=timeout, retry=retry, owns_client=owns_client
-        )
+        super().__init__(client, namespace=namespace, timeout=timeout, retry=retry, owns_client=owns_client)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisClusterStorage:
@@ -371,9 +370,7 @@ class RedisClusterStorage(_RedisBase):
         """
         stripped, opts = split_options(url, options)
         if opts.client is not None:
-            return cls(
-                opts.client, namespace=opts.namespace, timeout=opts.timeout, retry=opts.retry
-            )
+            return cls(opts.client, namespace=opts.namespace, timeout=opts.timeout, retry=opts.retry)
         from redis.asyncio.cluster import ClusterNode, RedisCluster
 
         parsed = parse_hosts(stripped, default_port=6379)

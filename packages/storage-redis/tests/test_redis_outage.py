@@ -1,0 +1,141 @@
+"""Outages against a real redis-server this module starts, stops, restarts and pauses.
+
+A down or paused server gives StorageError within the storage's timeout, never a hang;
+when it is back, the same storage works again. ``fail_after`` is only the hang detector.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+import satchel
+from satchel_conformance.servers import free_port, wait_for_port
+from satchel_conformance.servers._common import which
+from satchel_redis import RedisStorage
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUT = 0.5
+HANG = 10  # far above TIMEOUT: reaching it means the storage hung
+
+
+class Server:
+    """One redis-server on a fixed port and unix socket, which tests stop and pause."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.argv = [binary, "--port", str(free_port()), "--bind", "127.0.0.1", "--save", ""]
+        self.port = int(self.argv[2])
+        self.socket = workdir / "redis.sock"
+        self.argv += ["--unixsocket", str(self.socket), "--dir", str(workdir)]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    binary = which("redis-server")
+    if binary is None:
+        pytest.skip("the outage tests stop and pause their own server: install redis-server")
+    srv = Server(binary, tmp_path_factory.mktemp("redis-outage"))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        if srv.proc is not None:
+            srv.signal(signal.SIGCONT)
+        srv.stop()
+
+
+@pytest.fixture
+async def storage(server: Server) -> AsyncIterator[RedisStorage]:
+    if server.proc is None:
+        server.start()
+    store = RedisStorage.from_url(server.url, namespace="outage", timeout=TIMEOUT)
+    yield store
+    await store.aclose()
+
+
+async def test_stopped_server_raises_then_the_same_storage_recovers(
+    server: Server, storage: RedisStorage
+) -> None:
+    await storage.write("s", b"before", None)
+    server.stop()
+    with anyio.fail_after(HANG):
+        with pytest.raises(satchel.StorageError) as caught:
+            await storage.read("s")
+        with pytest.raises(satchel.StorageError):
+            await storage.write("s", b"during", None)
+    assert caught.value.__cause__ is not None
+    server.start()
+    # the pool still holds connections to the dead server: the first call must not fail
+    await storage.write("s", b"after", None)
+    assert await storage.read("s") == b"after"
+
+
+async def test_paused_server_times_out_then_recovers(server: Server, storage: RedisStorage) -> None:
+    await storage.write("p", b"v", None)
+    server.signal(signal.SIGSTOP)
+    try:
+        with anyio.fail_after(HANG), pytest.raises(satchel.StorageError, match="within"):
+            await storage.read("p")
+    finally:
+        server.signal(signal.SIGCONT)
+    assert await storage.read("p") == b"v"
+
+
+async def test_client_pause_on_writes_times_out_writes_only(server: Server, storage: RedisStorage) -> None:
+    admin = RedisStorage.from_url(server.url)
+    try:
+        await storage.write("w", b"v", None)
+        await admin.client.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+        with anyio.fail_after(HANG):
+            assert await storage.read("w") == b"v"
+            with pytest.raises(satchel.StorageError):
+                await storage.write("w", b"paused", None)
+            with pytest.raises(satchel.StorageError):
+                await storage.write_if("w", b"paused", None, expected=b"v")
+        await admin.client.execute_command("CLIENT", "UNPAUSE")
+        await storage.write("w", b"resumed", None)
+        assert await storage.read("w") == b"resumed"
+    finally:
+        await admin.aclose()
+
+
+async def test_connection_refused_at_open_is_a_storage_error() -> None:
+    store = satchel.open_storage(f"redis://127.0.0.1:{free_port()}/0", timeout=TIMEOUT)
+    with anyio.fail_after(HANG), pytest.raises(satchel.StorageError) as caught:
+        await store.read("x")
+    await store.aclose()
+    assert "attempt" in str(caught.value)
+
+
+async def test_unix_socket_url(server: Server) -> None:
+    store = satchel.open_storage(f"unix://{server.socket}?db=0&namespace=unix")
+    try:
+        await store.write("u", b"over a socket", 10)
+        assert await store.read("u") == b"over a socket"
+    finally:
+        await store.aclose()
