@@ -1,6 +1,6 @@
 """Encrypted stateless sessions: satchel-crypto against signed-only satchel and Litestar.
 
-Run: ``.venv/bin/python bench/bench_crypto.py [--rounds N]``
+Run: ``.venv/bin/python bench/bench_crypto.py [--quick] [--rounds N]``
 
 Two levels, each interleaved in one process (every round times every contender, in a
 rotated order; the figure is the median over rounds):
@@ -298,8 +298,9 @@ def report(rounds: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=61)
+    parser.add_argument("--quick", action="store_true", help="5 rounds: a smoke run")
     args = parser.parse_args(argv)
-    report(args.rounds)
+    report(5 if args.quick else args.rounds)
     return 0
 
 
