@@ -16,7 +16,6 @@ import asyncio
 import os
 import platform
 import random
-import secrets
 import sqlite3
 import statistics
 import sys
@@ -24,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -44,7 +44,7 @@ def fill(path: str, table: str, columns: str, rows: Any) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("BEGIN")
-    db.executemany(f"INSERT INTO {table} {columns}", rows)  # noqa: S608 - constant names
+    db.executemany(f"INSERT INTO {table} {columns}", rows)
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
@@ -67,8 +67,7 @@ class Floor:
     def create(path: str, ids: list[str]) -> None:
         db = sqlite3.connect(path)
         db.execute(
-            "CREATE TABLE sessions (id TEXT PRIMARY KEY, data BLOB NOT NULL, expires_at REAL) "
-            "WITHOUT ROWID"
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, data BLOB NOT NULL, expires_at REAL) WITHOUT ROWID"
         )
         db.close()
         expiry = time.time() + 86400
@@ -161,8 +160,7 @@ async def bench_size(size: int, requests: int, rounds: int, directory: str) -> N
         await impl.close()
     for path in (floor_path, storage_path):
         for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(path + suffix):
-                os.remove(path + suffix)
+            Path(path + suffix).unlink(missing_ok=True)  # noqa: ASYNC240 - between timed runs
 
 
 def main() -> None:

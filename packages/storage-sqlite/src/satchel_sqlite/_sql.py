@@ -5,8 +5,12 @@ request costs one hop to that thread however many statements it runs, and no oth
 statement can land inside a transaction opened here.
 """
 
+# The SQL below is built from module constants only; every value is a bound parameter.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
+import os
 import sqlite3
 
 __all__ = [
@@ -40,16 +44,14 @@ _SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} (namespace TEXT NOT NULL, id TEXT NOT NULL, "
     "data BLOB NOT NULL, expires_at REAL, purge_after REAL, "
     "PRIMARY KEY (namespace, id)) WITHOUT ROWID",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_purge ON {TABLE} (purge_after) "
-    "WHERE purge_after IS NOT NULL",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_purge ON {TABLE} (purge_after) WHERE purge_after IS NOT NULL",
     f"CREATE TRIGGER IF NOT EXISTS {TABLE}_purge_after AFTER UPDATE OF expires_at ON {TABLE} "
     "WHEN (NEW.expires_at IS NULL AND OLD.purge_after IS NOT NULL) OR "
     "(NEW.expires_at IS NOT NULL AND (OLD.purge_after IS NULL "
     "OR NEW.expires_at > OLD.purge_after)) "
     f"BEGIN UPDATE {TABLE} SET purge_after = NEW.expires_at + {PURGE_SLACK} "
     "WHERE namespace = NEW.namespace AND id = NEW.id; END",
-    "INSERT OR IGNORE INTO satchel_meta (key, value) "
-    f"VALUES ('schema_version', {SCHEMA_VERSION})",
+    f"INSERT OR IGNORE INTO satchel_meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION})",
 )
 
 _ALIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -68,8 +70,7 @@ INSERT_IF_ABSENT = (
     f"expires_at = excluded.expires_at WHERE {TABLE}.expires_at <= ?5"
 )
 REPLACE_IF = (
-    f"UPDATE {TABLE} SET data = ?, expires_at = ? "
-    f"WHERE namespace = ? AND id = ? AND data = ? AND {_ALIVE}"
+    f"UPDATE {TABLE} SET data = ?, expires_at = ? WHERE namespace = ? AND id = ? AND data = ? AND {_ALIVE}"
 )
 TOUCH = f"UPDATE {TABLE} SET expires_at = ? WHERE namespace = ? AND id = ? AND {_ALIVE}"
 DELETE = f"DELETE FROM {TABLE} WHERE namespace = ? AND id = ?"
@@ -96,10 +97,13 @@ class SchemaTooNew(Exception):
 
 
 def connect(path: str, timeout: float, synchronous: str) -> sqlite3.Connection:
-    """Open ``path``, switch it to WAL and create the schema if it is missing."""
-    db = sqlite3.connect(
-        path, timeout=timeout, isolation_level=None, check_same_thread=False
-    )
+    """Open ``path``, switch it to WAL and create the schema if it is missing.
+
+    A missing parent directory is created, as the file itself would be.
+    """
+    if path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
         db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         # WAL: readers never wait for the writer, and a killed writer leaves no torn page.
@@ -142,7 +146,7 @@ def _version(db: sqlite3.Connection) -> object:
 
 def read(db: sqlite3.Connection, namespace: str, id: str, now: float) -> bytes | None:
     row = db.execute(READ, (namespace, id, now)).fetchone()
-    return None if row is None else row[0]  # type: ignore[no-any-return]
+    return None if row is None else row[0]
 
 
 def _change(
@@ -191,6 +195,7 @@ def write_if(
     expected: bytes | None,
     now: float,
 ) -> bool:
+    params: tuple[object, ...]
     if expected is None:
         sql, params = INSERT_IF_ABSENT, (namespace, id, data, expires_at, now)
     else:
@@ -198,9 +203,7 @@ def write_if(
     return _change(db, sql, params, None) == 1
 
 
-def touch(
-    db: sqlite3.Connection, namespace: str, id: str, expires_at: float | None, now: float
-) -> None:
+def touch(db: sqlite3.Connection, namespace: str, id: str, expires_at: float | None, now: float) -> None:
     _change(db, TOUCH, (expires_at, namespace, id, now), None)
 
 

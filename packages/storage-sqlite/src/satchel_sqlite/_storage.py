@@ -32,9 +32,10 @@ _PURGE_BATCH = 1000
 class SQLiteStorage:
     """Server-side sessions in one SQLite file, shared safely by several worker processes.
 
-    ``path`` is the file (created with its directory's permissions on first use) or
-    ``":memory:"``. Sessions of different ``namespace`` values in one file never see
-    each other. A write waits up to ``timeout`` seconds for another process's lock.
+    ``path`` is the file (created, with its directory, on first use) or ``":memory:"``
+    (private to this storage, gone at ``aclose``). Sessions of different ``namespace``
+    values in one file never see each other. A write waits up to ``timeout`` seconds
+    for another process's lock.
     ``synchronous="full"`` makes every commit survive a power cut, not only a crash of
     the process (the default, ``"normal"``).
 
@@ -105,32 +106,26 @@ class SQLiteStorage:
             if self._db is not None:
                 return self._db
             if self._closed:
-                raise StorageError(
-                    f"the SQLite storage for {self._cfg.path!r} was closed; open a new one"
-                )
+                raise StorageError(f"the SQLite storage for {self._cfg.path!r} was closed; open a new one")
             import aiosqlite
 
             cfg = self._cfg
-            opened: list[sqlite3.Connection] = []
-
-            def connector() -> sqlite3.Connection:
-                db = _sql.connect(cfg.path, cfg.timeout, cfg.synchronous)
-                opened.append(db)
-                return db
-
-            conn = aiosqlite.Connection(connector, iter_chunk_size=64)
             try:
-                await conn
+                # Set up on a worker thread first, so a failure leaves no aiosqlite thread
+                # behind; aiosqlite then takes over the ready connection.
+                db = await asyncio.to_thread(_sql.connect, cfg.path, cfg.timeout, cfg.synchronous)
             except _sql.SchemaTooNew as exc:
                 raise StorageError(
                     f"{cfg.path!r} holds sessions in schema version {exc.found!r}, newer than "
                     f"this satchel-sqlite understands ({_sql.SCHEMA_VERSION}); upgrade "
                     "satchel-sqlite, or point the storage at another file"
                 ) from exc
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
                 raise StorageError(_open_failure(cfg.path, exc)) from exc
-            self._conn, self._db = conn, opened[0]
-            return self._db
+            conn = aiosqlite.Connection(lambda: db, iter_chunk_size=64)
+            await conn
+            self._conn, self._db = conn, db
+            return db
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         db = self._db
@@ -141,7 +136,7 @@ class SQLiteStorage:
             # One hop to the connection's thread per operation, the whole transaction
             # inside it. aiosqlite's public calls are one statement per hop, and another
             # task's statement could interleave with an open transaction between them.
-            return await self._conn._execute(fn, db, *args)  # type: ignore[no-any-return]
+            return await self._conn._execute(fn, db, *args)  # type: ignore[no-untyped-call,no-any-return]
         except sqlite3.Error as exc:
             raise StorageError(
                 f"SQLite ({self._cfg.path!r}) failed: {exc}; check the file, its directory's "
@@ -167,13 +162,9 @@ class SQLiteStorage:
         purge = None
         if self._writes % _PURGE_EVERY == 0:
             purge = (self._clock(), _PURGE_LIMIT)
-        await self._run(
-            _sql.write, self._cfg.namespace, id, bytes(data), self._expiry(ttl), purge
-        )
+        await self._run(_sql.write, self._cfg.namespace, id, bytes(data), self._expiry(ttl), purge)
 
-    async def write_if(
-        self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None
-    ) -> bool:
+    async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
         """Write only if the stored value is ``expected`` (``None``: only if absent).
 
         One conditional statement in one transaction, so it is atomic across processes.
@@ -224,7 +215,7 @@ class SQLiteStorage:
         return f"SQLiteStorage({self._cfg.path!r}{ns})"
 
 
-def _open_failure(path: str, exc: sqlite3.Error) -> str:
+def _open_failure(path: str, exc: Exception) -> str:
     if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
         return (
             f"{path!r} is not a SQLite database, or it is corrupt ({exc}); point the "

@@ -38,9 +38,7 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
         path = unquote(rest[1:])
     elif rest:
         host = rest.partition("/")[0]
-        raise ConfigError(
-            f"{url!r} names a host ({host!r}), but SQLite is a local file; write {_FORMS}"
-        )
+        raise ConfigError(f"{url!r} names a host ({host!r}), but SQLite is a local file; write {_FORMS}")
     else:
         path = ""
     if not path:
@@ -61,8 +59,7 @@ def config(url: str, options: dict[str, object]) -> Config:
     unknown = sorted(set(merged) - set(_OPTIONS))
     if unknown:
         raise ConfigError(
-            f"sqlite storage: unknown option(s) {', '.join(unknown)}; "
-            f"the options are {', '.join(_OPTIONS)}"
+            f"sqlite storage: unknown option(s) {', '.join(unknown)}; the options are {', '.join(_OPTIONS)}"
         )
     return make_config(path, **merged)
 
