@@ -83,7 +83,8 @@ class Sessions:
                     break
         if found is None:
             known = ", ".join(f"{m.type.__name__} ({m.name!r})" for m in self.mappings)
-            raise ConfigError(f"no session mapping for {key!r}; the mapped ones are: {known}")
+            hint = "; for a TypedDict session, call set(value, key=TheTypedDict)" if key is dict else ""
+            raise ConfigError(f"no session mapping for {key!r}; the mapped ones are: {known}{hint}")
         return found
 
     async def aclose(self) -> None:
