@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import math
 import string
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ import httpx
 import msgspec
 import pytest
 import satchel
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 KEY = "property-tests-key-0123456789abcdef"
+START = 1_700_000_000.0  # Unix seconds on the fake clocks
 BASE_URL = "https://testserver"
 T = TypeVar("T")
 
@@ -175,6 +177,103 @@ def test_garbage_reads_as_no_session_and_never_fails(
     assert response.json() == [True] * len(TYPES)
     # nothing the client sent was adopted: storage holds exactly what this request set
     assert [len(s) for s in stores] == ([1, 1, 1] if then_set else [0, 0, 0])
+
+
+@SOME
+@given(
+    transport=st.sampled_from(["cookie", "header"]),
+    suffix=st.one_of(
+        st.binary(max_size=20),
+        st.text(alphabet=st.characters(max_codepoint=255), max_size=12).map(lambda t: t.encode("latin-1")),
+        # what a hint looks like, with the Latin-1 characters that str.isdigit() also accepts
+        st.text(alphabet="0123456789\u00b9\u00b2\u00b3", min_size=1, max_size=12).map(
+            lambda t: t.encode("latin-1")
+        ),
+    ),
+)
+@example(transport="cookie", suffix="\u00b2".encode("latin-1"))
+def test_garbage_after_a_valid_server_side_id_never_fails(transport: str, suffix: bytes) -> None:
+    """What follows the ID ("." and when it was last sent) is an unsigned hint: any bytes there
+    still read the session, and never fail the request."""
+    storage = satchel.MemoryStorage()
+    sign = satchel.Sign(KEY)
+    if transport == "cookie":
+        mapping = satchel.cookie(Login, "SID", storage=storage, transformers=[sign])
+    else:
+        mapping = satchel.header(Login, "X-Sid", storage=storage, transformers=[sign])
+    sessions = satchel.Sessions(mapping)
+
+    async def write(s: satchel.RequestSessions) -> None:
+        s.set(Login(user="ada"))
+
+    async def read(s: satchel.RequestSessions) -> Any:
+        got = await s.get(Login)
+        return None if got is None else got.user
+
+    async def main() -> httpx.Response:
+        async with client(serve(sessions, write)) as c:
+            text = issued(await c.get("/"), mapping)
+        assert text is not None
+        sealed = text.partition(".")[0].encode("ascii")
+        async with client(serve(sessions, read)) as c:
+            return await c.get("/", headers=sent(mapping, sealed + b"." + suffix))
+
+    response = run(main)
+    assert response.status_code == 200
+    assert response.json() == "ada"
+
+
+class Basket(msgspec.Struct):
+    count: int = 0
+
+
+times = st.one_of(
+    st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -1e300, 1e300, START, START + 1e9]),
+    st.floats(),
+)
+
+
+@pytest.mark.parametrize(
+    ("max_age", "max_lifetime"), [(3600.0, None), (None, 600.0), (3600.0, 600.0), (None, None)]
+)
+def test_a_forged_digest_envelope_never_fails_the_request(
+    max_age: float | None, max_lifetime: float | None
+) -> None:
+    """A digest is no secret: a client can cut any envelope it likes, times included
+    (NaN, infinities, far past and future). That must never turn into an error page."""
+
+    @SOME
+    @given(created=times, expires=times, count=st.integers(0, 9))
+    @example(created=math.nan, expires=0.0, count=1)
+    @example(created=math.inf, expires=0.0, count=1)
+    @example(created=1e13, expires=0.0, count=1)  # a start in the year 318857
+    def check(created: float, expires: float, count: int) -> None:
+        forge(max_age, max_lifetime, created, expires, msgspec.msgpack.encode(Basket(count=count)))
+
+    check()
+
+
+def forge(
+    max_age: float | None, max_lifetime: float | None, created: float, expires: float, data: bytes
+) -> None:
+    """Send a digest-protected envelope cut by the client; the handler reads and sets."""
+    mapping = satchel.cookie(
+        Basket, "BASKET", transformers=[satchel.Digest()], max_age=max_age, max_lifetime=max_lifetime
+    )
+    sessions = satchel.Sessions(mapping, clock=lambda: START)
+    envelope = msgspec.msgpack.encode([1, "BASKET", created, expires, data])
+    forged = b64(satchel.Digest().encode(envelope))
+
+    async def bump(s: satchel.RequestSessions) -> Any:
+        basket = await s.get(Basket) or Basket()
+        s.set(Basket(count=basket.count + 1))
+        return basket.count
+
+    async def main() -> httpx.Response:
+        async with client(serve(sessions, bump)) as c:
+            return await c.get("/", headers=sent(mapping, forged))
+
+    assert run(main).status_code == 200
 
 
 # -- 2. every bit flip is refused ------------------------------------------------------------
@@ -507,9 +606,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-START = 1_700_000_000.0
 
 
 def expiring(
