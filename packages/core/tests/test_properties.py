@@ -595,6 +595,59 @@ def test_round_trip_for_every_session_type(type_: type[Any], transport: str, ser
     check()
 
 
+class FixedId:
+    """An identity generator that hands out one given ID; its ``is_valid`` accepts any
+    URL-unreserved text of 16 to 64 characters (RFC 3986 section 2.3)."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __call__(self) -> str:
+        return self.value
+
+    def is_valid(self, value: str) -> bool:
+        return 16 <= len(value) <= 64 and all(c in UNRESERVED for c in value)
+
+
+UNRESERVED = string.ascii_letters + string.digits + "-._~"
+
+
+@pytest.mark.parametrize("transport", ["cookie", "header"])
+@pytest.mark.parametrize("signed", [False, True], ids=["plain ID", "signed ID"])
+def test_round_trip_with_a_custom_identity_generator(transport: str, signed: bool) -> None:
+    @FEW
+    @given(session_id=st.text(alphabet=UNRESERVED, min_size=16, max_size=64))
+    @example(session_id="user.0123456789abcdef")
+    def check(session_id: str) -> None:
+        storage = satchel.MemoryStorage()
+        options: dict[str, Any] = {
+            "storage": storage,
+            "identity": FixedId(session_id),
+            "transformers": [satchel.Sign(KEY)] if signed else [],
+        }
+        mapping = (satchel.cookie if transport == "cookie" else satchel.header)(Login, "SID", **options)
+        sessions = satchel.Sessions(mapping)
+
+        async def write(s: satchel.RequestSessions) -> None:
+            s.set(Login(user="ada"))
+
+        async def read(s: satchel.RequestSessions) -> Any:
+            got = await s.get(Login)
+            return None if got is None else got.user
+
+        async def main() -> Any:
+            async with client(serve(sessions, write)) as c:
+                text = issued(await c.get("/"), mapping)
+            assert text is not None
+            async with client(serve(sessions, read)) as c:
+                return (await c.get("/", headers=sent(mapping, text))).json()
+
+        assert run(main) == "ada"
+        assert len(storage) == 1
+
+    check()
+
+
 # -- 5. stateless values die at their deadline ----------------------------------------------------
 
 
