@@ -276,6 +276,47 @@ def forge(
     assert run(main).status_code == 200
 
 
+@SOME
+@given(
+    server_side=st.booleans(),
+    planted=st.lists(
+        st.one_of(token_like, st.sampled_from([b"", b"x", b"A" * 43, b"A" * 43 + b".1"])), max_size=6
+    ),
+    others=st.lists(cookie_pair, max_size=4),
+    real_first=st.booleans(),
+)
+@example(server_side=True, planted=[b"x", b"x", b"x"], others=[], real_first=False)
+def test_junk_and_planted_cookies_never_hide_the_real_one(
+    server_side: bool, planted: list[bytes], others: list[bytes], real_first: bool
+) -> None:
+    """Other cookies, and malformed values under the same name (planted by a sibling
+    subdomain or a more specific path, so sent first), still leave the real session readable."""
+    storage = satchel.MemoryStorage() if server_side else None
+    mapping = satchel.cookie(Login, "SID", storage=storage, transformers=[satchel.Sign(KEY)])
+    sessions = satchel.Sessions(mapping)
+
+    async def write(s: satchel.RequestSessions) -> None:
+        s.set(Login(user="ada"))
+
+    async def read(s: satchel.RequestSessions) -> Any:
+        got = await s.get(Login)
+        return None if got is None else got.user
+
+    async def main() -> httpx.Response:
+        async with client(serve(sessions, write)) as c:
+            text = issued(await c.get("/"), mapping)
+        assert text is not None
+        real = b"SID=" + text.encode("ascii")
+        fakes = [b"SID=" + p.replace(b";", b"") for p in planted]
+        pairs = [real, *fakes] if real_first else [*fakes, real]
+        async with client(serve(sessions, read)) as c:
+            return await c.get("/", headers=[(b"cookie", b"; ".join([*others, *pairs]))])
+
+    response = run(main)
+    assert response.status_code == 200
+    assert response.json() == "ada"
+
+
 # -- 2. every bit flip is refused ------------------------------------------------------------
 
 
