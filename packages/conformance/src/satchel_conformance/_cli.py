@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 __all__ = ["run"]
+
+_HYPOTHESIS_HOME = "HYPOTHESIS_STORAGE_DIRECTORY"
 
 USAGE = """\
 usage: satchel conformance URL [pytest options]
@@ -44,4 +47,14 @@ def run(argv: list[str]) -> int:
     ]  # fmt: skip
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         args += ["-p", "satchel_conformance._pytest_plugin", "-p", "anyio.pytest_plugin"]
-    return int(pytest.main(args))
+    # hypothesis keeps caches under the working directory; the kit leaves none behind
+    with tempfile.TemporaryDirectory(prefix="satchel-conformance-") as scratch:
+        saved = os.environ.get(_HYPOTHESIS_HOME)
+        os.environ[_HYPOTHESIS_HOME] = scratch
+        try:
+            return int(pytest.main(args))
+        finally:
+            if saved is None:
+                del os.environ[_HYPOTHESIS_HOME]
+            else:
+                os.environ[_HYPOTHESIS_HOME] = saved

@@ -104,7 +104,9 @@ def run_state_machine(
 
         @rule(n=st.integers(0, 2))
         def read(self, n: int) -> None:
-            id = self.ids[n]
+            self._read(self.ids[n])
+
+        def _read(self, id: str) -> None:
             got, sent, returned = call(storage.read, id)
             entry, there, _ = self._state(id, sent, returned)
             if entry is None:
@@ -179,9 +181,25 @@ def run_state_machine(
         def wait(self, seconds: float) -> None:
             time.sleep(seconds)
 
+        def _next_expiry(self) -> tuple[float, str]:
+            return min(((e.gone_after, id) for id, e in self.model.items()), default=(math.inf, ""))
+
+        @precondition(lambda self: self._next_expiry()[0] < math.inf)
+        @rule()
+        def outlive_the_next_expiry(self) -> None:
+            # random waits rarely land just past an expiry; this one does, then looks
+            deadline, id = self._next_expiry()
+            time.sleep(max(0.0, deadline - time.monotonic()) + 0.005)
+            self._read(id)
+
         def teardown(self) -> None:
-            for id in self.ids:
-                call(storage.invalidate, id)
+            # best effort: a storage that fails here has already failed a step, and
+            # one failure is enough to wait for
+            try:
+                for id in self.ids:
+                    call(storage.invalidate, id)
+            except Exception:  # noqa: S110 - the failing step is what gets reported
+                pass
 
     run_state_machine_as_test(
         StorageModel,

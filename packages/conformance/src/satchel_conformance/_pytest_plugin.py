@@ -93,11 +93,11 @@ class _Summary:
     url: str | None
     checks: dict[str, _Check] = field(default_factory=dict)
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
         base = sys.modules.get("satchel_conformance._base")
         if base is None:  # no contract class was imported: nothing to report
             return
-        for item in items:
+        for item in session.items:
             cls = getattr(item, "cls", None)
             if cls is None or not issubclass(cls, base.Contract):
                 continue

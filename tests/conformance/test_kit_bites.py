@@ -1,0 +1,127 @@
+"""Proof that the kit bites: each deliberately broken storage fails it, on the check named.
+
+Every class in ``broken_storages.py`` runs the whole kit in a pytest process of its own
+(several at once, since the checks mostly wait on TTLs); the JUnit report says which
+checks failed. The reference storage they derive from must pass every check.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+# class in broken_storages.py -> the checks that must catch its bug
+CAUGHT_BY = {
+    "TestNeverExpires": {"test_ttl_expires", "test_overwrite_replaces_ttl"},
+    "TestInvalidateDoesNothing": {"test_invalidate_deletes", "test_write_if_after_invalidate"},
+    "TestTruncatesLargeValues": {"test_large_values"},
+    "TestMangledNonUtf8": {"test_every_byte_value"},
+    "TestTruncatedKeys": {"test_ids_sharing_a_prefix"},
+    "TestCaseInsensitiveIds": {"test_id_alphabet_edges"},
+    "TestEmptyIsAbsent": {"test_empty_value", "test_data_survives_reopen"},
+    "TestTouchDropsData": {"test_touch_extends_and_keeps_data"},
+    "TestTouchRevivesExpired": {"test_touch_does_not_revive_expired"},
+    "TestTornWrites": {"test_concurrent_writers_on_one_id"},
+    "TestCancelLosesValue": {"test_cancelled_write"},
+    "TestSharedNamespaces": {"test_namespaces_are_isolated"},
+    "TestForgetsOnClose": {"test_data_survives_reopen"},
+    "TestWriteStaysInProcess": {"test_write_reaches_the_backend", "test_read_sees_the_backend"},
+    "TestCasNotAtomic": {"test_write_if_one_winner"},
+    "TestCasResurrects": {"test_write_if_after_invalidate"},
+    "TestCasIgnoresTtl": {"test_state_machine"},
+    "TestInvalidateOfAbsentHangs": {"test_invalidate_absent_id", "test_invalidate_deletes"},
+    "TestQuietOverride": {"test_ttl_expires"},
+}
+# what a failure message must say, where it says more than the check's name
+SAYS = {
+    "TestInvalidateOfAbsentHangs": "a storage call hangs",
+    "TestQuietOverride": "overrides a standard conformance check without saying why",
+}
+PASSING = ["TestReference", "TestMarkedOverride"]
+PROCESSES = 8
+
+Outcomes = dict[str, dict[str, tuple[str, str]]]
+
+
+def _parse(report: Path) -> Outcomes:
+    found: Outcomes = {}
+    tree = ET.parse(report)  # noqa: S314 - a report our own subprocess just wrote
+    for case in tree.iter("testcase"):
+        cls = case.get("classname", "").rsplit(".", 1)[-1]
+        outcome, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome, message = "failed", child.get("message", "") + (child.text or "")
+            elif child.tag == "skipped":
+                xfail = child.get("type") == "pytest.xfail"
+                outcome, message = ("xfailed" if xfail else "skipped"), child.get("message", "")
+        found.setdefault(cls, {})[case.get("name", "")] = (outcome, message)
+    return found
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Outcomes:
+    """Run every class of broken_storages.py through the kit; per class, check -> outcome."""
+    tmp = tmp_path_factory.mktemp("kit-bites")
+    classes = [*CAUGHT_BY, *PASSING]
+    batches = [classes[n::PROCESSES] for n in range(PROCESSES)]
+    module = HERE / "broken_storages.py"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    runs = []
+    for n, batch in enumerate(batches):
+        report = tmp / f"report-{n}.xml"
+        argv = [
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+            f"--junitxml={report}", "-o", "junit_logging=no",
+            *(f"{module}::{cls}" for cls in batch),
+        ]  # fmt: skip
+        log = (tmp / f"run-{n}.log").open("wb")
+        runs.append((subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log), report, log))
+    found: Outcomes = {}
+    for proc, report, log in runs:
+        proc.wait(timeout=300)
+        log.close()
+        assert report.exists(), Path(log.name).read_text()[-3000:]
+        found.update(_parse(report))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("cls", "checks"),
+    [pytest.param(cls, checks, id=f"{cls}-caught-by-{'+'.join(sorted(checks))}")
+     for cls, checks in CAUGHT_BY.items()],
+)  # fmt: skip
+def test_broken_storage_fails_the_kit(outcomes: Outcomes, cls: str, checks: set[str]) -> None:
+    results = outcomes[cls]
+    failed = {name for name, (outcome, _) in results.items() if outcome == "failed"}
+    missed = checks - failed
+    assert not missed, (
+        f"{cls}: {sorted(missed)} should have caught the bug but did not; "
+        f"the checks that failed were {sorted(failed)}"
+    )
+    for name in checks:
+        assert SAYS.get(cls, "") in results[name][1], results[name][1]
+    print(f"{cls} caught by {sorted(checks)} (all failing checks: {sorted(failed)})")
+
+
+@pytest.mark.parametrize("cls", PASSING)
+def test_correct_storage_passes_every_check(outcomes: Outcomes, cls: str) -> None:
+    results = outcomes[cls]
+    not_passed = {name: o for name, o in results.items() if o[0] not in ("passed", "xfailed")}
+    assert not not_passed, f"{cls}: {not_passed}"
+    assert len(results) >= 34, sorted(results)
+
+
+def test_marked_override_is_reported_as_xfail(outcomes: Outcomes) -> None:
+    outcome, message = outcomes["TestMarkedOverride"]["test_ttl_expires"]
+    assert outcome == "xfailed"
+    assert "rounds expiry up to whole seconds" in message
