@@ -444,8 +444,8 @@ def report(results: dict[str, float], memory: dict[str, int] | None) -> dict[str
     if memory:
         print(f"\n{'peak memory, KiB (tracemalloc)':30} {'A':>8} {'B':>8}")
         for impl in IMPLS:
-            a, b = memory[f"A {impl.name}"], memory[f"B {impl.name}"]
-            print(f"{impl.name:30} {a / 1024:8.1f} {b / 1024:8.1f}")
+            peak_a, peak_b = memory[f"A {impl.name}"], memory[f"B {impl.name}"]
+            print(f"{impl.name:30} {peak_a / 1024:8.1f} {peak_b / 1024:8.1f}")
     figures = {
         "stateless_vs_floor": over[f"A {STATELESS}"] / floor,
         "server_vs_floor": over[f"A {SERVER}"] / floor,
