@@ -33,7 +33,7 @@ lint: $(SYNC_STAMP)
 	$(UV) run --frozen ruff format --check .
 
 typecheck: $(SYNC_STAMP)
-	$(UV) run --frozen mypy packages/core/src packages/conformance/src packages/storage-sqlite/src packages/storage-redis/src packages/storage-mongo/src packages/codec-crypto/src tests/typing
+	$(UV) run --frozen mypy packages/core/src packages/conformance/src packages/storage-sqlite/src packages/storage-redis/src packages/storage-mongo/src packages/codec-crypto/src packages/core/tests/typing/usage.py
 
 docs: $(SYNC_STAMP)
 	$(UV) run --frozen mkdocs build --strict --site-dir site

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import math
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal, TypeVar
@@ -36,6 +37,9 @@ T = TypeVar("T")
 
 DEFAULT_MAX_AGE = 14 * 24 * 3600.0
 """Idle timeout when ``max_age`` is not given: two weeks."""
+
+CLOCK_SKEW = 300.0
+"""Seconds a value's times may run ahead of this server's clock (servers disagree a little)."""
 
 HEADER_BUDGET = 8192
 """Largest header value accepted or sent by default; servers commonly cap a header near 8 KiB."""
@@ -166,6 +170,12 @@ class Mapping(Generic[T]):
             return None
         env = unpack_envelope(opened[0])
         if env is None or env.name != self.name:
+            return None
+        # forged or corrupt times (NaN, inf, far future) must not reach the cookie arithmetic
+        if not (math.isfinite(env.created) and math.isfinite(env.expires)):
+            return None
+        horizon = now + max(self.max_age or 0.0, self.max_lifetime or 0.0) + CLOCK_SKEW
+        if env.created > now + CLOCK_SKEW or env.expires > horizon:
             return None
         if env.expires and env.expires <= now:
             return None

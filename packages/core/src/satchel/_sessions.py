@@ -203,12 +203,15 @@ class RequestSessions:
         storage = m.storage
         assert storage is not None
         now = self._sessions.clock()
-        for text in self._incoming(m)[:_MAX_CANDIDATES]:
-            sealed, _, hint = text.partition(".")
-            opened = m.open_id(sealed)
+        candidates = 0
+        for text in self._incoming(m):
+            opened, hint = _open_id(m, text)
             if opened is None:
                 log.debug("%s %r: refused an ID the server could not have issued", m.transport, m.name)
                 continue
+            candidates += 1
+            if candidates > _MAX_CANDIDATES:  # each costs a storage read
+                break
             session_id, reissue = opened
             try:
                 raw = await m.call_storage("read", session_id)
@@ -308,7 +311,7 @@ class RequestSessions:
                 st.dead_ids.append(st.id)
             elif not st.loaded:
                 for text in self._incoming(m):
-                    opened = m.open_id(text.partition(".")[0])
+                    opened = _open_id(m, text)[0]
                     if opened is not None:
                         st.dead_ids.append(opened[0])
         st.loaded = True
@@ -468,5 +471,19 @@ def _host(scope: MutableMapping[str, Any]) -> str:
     return str(server[0]) if server else ""
 
 
+def _open_id(m: Mapping[Any], text: str) -> tuple[tuple[str, bool] | None, str]:
+    """The ID in a server-side value ``<sealed id>.<when it was last sent>``, and the hint.
+
+    The hint is not protected: whatever follows the ID must not lose the session. A
+    custom generator's IDs may hold dots themselves: the last dot is tried first, then the first.
+    """
+    sealed, _, hint = text.rpartition(".")
+    opened = m.open_id(sealed) if sealed else None
+    if opened is None:
+        sealed, _, hint = text.partition(".")
+        opened = m.open_id(sealed)
+    return opened, hint
+
+
 def _parse_hint(hint: str) -> float:
-    return float(hint) if hint.isdigit() and len(hint) <= 12 else 0.0
+    return float(hint) if hint.isascii() and hint.isdigit() and len(hint) <= 12 else 0.0
