@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from typing import Literal
 
@@ -52,6 +53,12 @@ def parse_cookie_header(values: Iterable[bytes]) -> dict[str, list[str]]:
             if name:
                 jar.setdefault(name, []).append(value)
     return jar
+
+
+@functools.lru_cache(maxsize=16)
+def _http_date(at: int) -> str:
+    # one date per second and max_age: formatting it costs more than the rest of the header
+    return formatdate(at, usegmt=True)
 
 
 class CookieAttributes:
@@ -114,17 +121,17 @@ class CookieAttributes:
         self.overhead = len(f"{name}=; Max-Age=9999999999; Expires={formatdate(0, usegmt=True)}")
         self.overhead += len(self._tail) + len("; Secure")
 
-    def wants_secure(self, scope_scheme: str, host: str) -> bool:
+    def wants_secure(self, scope_scheme: str, host: Callable[[], str]) -> bool:
         if self.secure is not None:
             return self.secure
-        return scope_scheme in ("https", "wss") or not is_local_host(host)
+        return scope_scheme in ("https", "wss") or not is_local_host(host())
 
     def set_cookie(self, value: str, max_age: float | None, now: float, secure: bool) -> bytes:
         parts = [f"{self.name}={value}"]
         if max_age is not None:
             seconds = max(0, int(max_age))
             parts.append(f"Max-Age={seconds}")
-            parts.append(f"Expires={formatdate(now + seconds, usegmt=True)}")
+            parts.append(f"Expires={_http_date(int(now) + seconds)}")
         header = "; ".join(parts) + self._tail
         if secure:
             header += "; Secure"

@@ -50,7 +50,7 @@ class SessionMiddleware:
         start = "http.response.start" if kind == "http" else "websocket.accept"
 
         async def send_with_sessions(message: Message) -> None:
-            if message["type"] == start and request._states:
+            if request._states and message["type"] == start:
                 added = await request._commit()
                 if added:
                     message["headers"] = _merge(message.get("headers") or [], added)
@@ -91,8 +91,8 @@ def sessions_of(request: Any) -> RequestSessions:
     >>> s = satchel.sessions_of(request)
     >>> cart = await s.get(Cart)
     """
-    scope = request if isinstance(request, MutableMapping) else getattr(request, "scope", None)
-    found = scope.get(SCOPE_KEY) if isinstance(scope, MutableMapping) else None
+    scope = request if isinstance(request, dict) else getattr(request, "scope", request)
+    found = scope.get(SCOPE_KEY) if isinstance(scope, (dict, MutableMapping)) else None
     if found is None:
         raise ConfigError(
             "no sessions on this request: wrap the app with "

@@ -148,11 +148,15 @@ class RequestSessions:
     response start only the mappings that changed are written.
     """
 
-    __slots__ = ("_jar", "_scope", "_sessions", "_states")
+    __slots__ = ("_headers", "_jar", "_scheme", "_server", "_sessions", "_states")
 
     def __init__(self, sessions: Sessions, scope: MutableMapping[str, Any]) -> None:
         self._sessions = sessions
-        self._scope = scope
+        # what the request path needs of the scope, not the scope itself: the scope holds
+        # this object, and a cycle would leave every request to the cycle collector
+        self._headers = scope.get("headers", ())
+        self._scheme: str = scope.get("scheme", "http")
+        self._server = scope.get("server")
         self._states: dict[Mapping[Any], _State] | None = None
         self._jar: dict[str, list[str]] | None = None
 
@@ -161,12 +165,10 @@ class RequestSessions:
     def _incoming(self, m: Mapping[Any]) -> list[str]:
         if m.transport == "cookie":
             if self._jar is None:
-                self._jar = parse_cookie_header(
-                    v for k, v in self._scope.get("headers", ()) if k == b"cookie"
-                )
+                self._jar = parse_cookie_header(v for k, v in self._headers if k == b"cookie")
             return self._jar.get(m.name, [])
         key = m.header_key
-        return [v.decode("latin-1") for k, v in self._scope.get("headers", ()) if k.lower() == key]
+        return [v.decode("latin-1") for k, v in self._headers if k.lower() == key]
 
     def _state(self, m: Mapping[Any]) -> _State:
         if self._states is None:
@@ -449,25 +451,24 @@ class RequestSessions:
     def _send(self, m: Mapping[Any], text: str, lifetime: float | None, now: float) -> Header:
         if m.attributes is None:
             return (m.header_key, text.encode("latin-1"))
-        secure = m.attributes.wants_secure(self._scope.get("scheme", "http"), _host(self._scope))
+        secure = m.attributes.wants_secure(self._scheme, lambda: _host(self._headers, self._server))
         return (b"set-cookie", m.attributes.set_cookie(text, lifetime, now, secure))
 
     def _delete(self, m: Mapping[Any]) -> Header:
         if m.attributes is None:
             return (m.header_key, b"")
-        secure = m.attributes.wants_secure(self._scope.get("scheme", "http"), _host(self._scope))
+        secure = m.attributes.wants_secure(self._scheme, lambda: _host(self._headers, self._server))
         return (b"set-cookie", m.attributes.delete_cookie(secure))
 
 
-def _host(scope: MutableMapping[str, Any]) -> str:
+def _host(headers: Any, server: Any) -> str:
     """The request's host name, without the port."""
-    for k, v in scope.get("headers", ()):
+    for k, v in headers:
         if k == b"host":
             host: str = v.decode("latin-1")
             if host.startswith("["):
                 return host[: host.find("]") + 1]
             return host.partition(":")[0]
-    server = scope.get("server")
     return str(server[0]) if server else ""
 
 

@@ -53,20 +53,26 @@ class Sign:
         self._keys = [
             hmac.new(m, b"satchel.sign\x00" + _context, hashlib.sha256).digest() for m in self._masters
         ]
+        # keyed once: copying a keyed HMAC skips the per-call key setup and digest lookup
+        self._macs = [hmac.new(k, digestmod=hashlib.sha256) for k in self._keys]
 
     def bind(self, context: str) -> Sign:
         """A copy whose keys are derived for ``context`` (a mapping's transport and name)."""
         return Sign(self._masters[0], fallback_keys=self._masters[1:], _context=context.encode())
 
     def encode(self, data: bytes) -> bytes:
-        return data + hmac.new(self._keys[0], data, hashlib.sha256).digest()
+        mac = self._macs[0].copy()
+        mac.update(data)
+        return data + mac.digest()
 
     def decode(self, data: bytes) -> bytes | None:
         if len(data) < _TAG:
             return None
         body, tag = data[:-_TAG], data[-_TAG:]
-        for index, key in enumerate(self._keys):
-            if hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), tag):
+        for index, keyed in enumerate(self._macs):
+            mac = keyed.copy()
+            mac.update(body)
+            if hmac.compare_digest(mac.digest(), tag):
                 return body if index == 0 else Reissue(body)
         return None
 
