@@ -32,9 +32,9 @@ T = TypeVar("T")
 
 _CAPABILITIES = StorageCapabilities(
     persistent=True,
-    # Redis accepts bulk strings up to proto-max-bulk-len (512 MiB by default); sessions
-    # this large would be a mistake long before that.
-    max_value_size=64 * 1024 * 1024,
+    # Redis accepts bulk strings up to proto-max-bulk-len (512 MiB by default); a session
+    # is a mistake long before that, so this promises what is sensible, not the ceiling.
+    max_value_size=16 * 1024 * 1024,
     event_loops=frozenset({"asyncio"}),
 )
 
@@ -109,6 +109,7 @@ class _RedisBase:
         owns_client: bool,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import RedisError
 
         self._client = client
@@ -119,6 +120,7 @@ class _RedisBase:
         self._on_close = on_close
         self._closed = False
         self._failures: tuple[type[BaseException], ...] = (RedisError, OSError)
+        self._dropped = RedisConnectionError
         self._script: AsyncScript = client.register_script(_WRITE_IF)
         self.namespace = namespace
 
@@ -139,7 +141,13 @@ class _RedisBase:
         async def attempt() -> T:
             nonlocal attempts
             attempts += 1
-            return await op(attempts > 1)
+            await self._prepare()
+            try:
+                return await op(attempts > 1)
+            except AttributeError as exc:
+                # redis-py's cluster client can hand a command a connection that another
+                # task is resetting (its writer is None): a dropped connection, so retried
+                raise self._dropped(f"connection reset under the command: {exc}") from exc
 
         try:
             with anyio.fail_after(self._timeout):
@@ -154,6 +162,9 @@ class _RedisBase:
             raise StorageError(
                 f"Redis failed {what} of session {id!r} after {attempts} attempt(s): {exc}"
             ) from exc
+
+    async def _prepare(self) -> None:
+        """Anything the client needs once before its first command."""
 
     async def read(self, id: str) -> bytes | None:
         """The stored bytes (one GET), or ``None`` when absent or expired."""
