@@ -242,14 +242,6 @@ class RequestSessions:
             st.hint = _parse_hint(hint)
             return
 
-    async def _load(self, m: Mapping[Any], st: _State) -> None:
-        if st.loaded:
-            return
-        if m.storage is None:
-            self._load_stateless(m, st)
-        else:
-            await self._load_server(m, st)
-
     # -- the handler's API ----------------------------------------------------------
 
     @overload
@@ -261,7 +253,10 @@ class RequestSessions:
         m = self._sessions.mapping(key)
         st = self._state(m)
         if not st.loaded:
-            await self._load(m, st)
+            if m.storage is None:
+                self._load_stateless(m, st)
+            else:
+                await self._load_server(m, st)
         value: object | None = st.value
         return value
 
