@@ -39,7 +39,8 @@ def test_an_unknown_scheme_fails_with_the_plugin_error(tmp_path: Path) -> None:
 def test_pytest_pyargs_with_a_storage_url(tmp_path: Path) -> None:
     done = _run(
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs",
-        "satchel_conformance", "--satchel-storage-url=memory://", "-k", "test_round_trip or test_absent_id_reads_none",
+        "satchel_conformance", "--satchel-storage-url=memory://",
+        "-k", "test_round_trip or test_absent_id_reads_none",
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:]
