@@ -12,8 +12,11 @@ client, so a compare-and-set that is sent again after a lost reply is recognised
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -62,6 +65,16 @@ return 1
 """
 
 
+if sys.version_info >= (3, 11):
+    _deadline = asyncio.timeout
+else:  # pragma: no cover - Python 3.10
+
+    @contextlib.asynccontextmanager
+    async def _deadline(seconds: float) -> AsyncIterator[None]:
+        with anyio.fail_after(seconds):
+            yield
+
+
 def _millis(ttl: float) -> int:
     """``ttl`` seconds in whole milliseconds, rounded up so nothing expires early."""
     return 0 if ttl <= 0 else max(1, math.ceil(ttl * 1000))
@@ -82,7 +95,8 @@ def _default_retry() -> Retry:
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialWithJitterBackoff
 
-    return Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), retries=3)
+    # after a first failed attempt: up to three more, 20 ms apart and growing
+    return Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), retries=2)
 
 
 def _no_retry() -> Retry:
@@ -111,6 +125,7 @@ class _RedisBase:
     ) -> None:
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import RedisError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
 
         self._client = client
         self._prefix = _key_prefix(namespace)
@@ -120,6 +135,10 @@ class _RedisBase:
         self._on_close = on_close
         self._closed = False
         self._failures: tuple[type[BaseException], ...] = (RedisError, OSError)
+        # redis-py's Retry has no public getter for the errors it retries on
+        self._retryable: tuple[type[BaseException], ...] = tuple(
+            getattr(self._retry, "_supported_errors", ())
+        ) or (RedisConnectionError, RedisTimeoutError)
         self._dropped = RedisConnectionError
         self._script: AsyncScript = client.register_script(_WRITE_IF)
         self.namespace = namespace
@@ -136,22 +155,21 @@ class _RedisBase:
     async def _run(self, what: str, id: str, op: Callable[[bool], Awaitable[T]]) -> T:
         if self._closed:
             raise StorageError(f"{self!r} is closed; open a new storage")
-        attempts = 0
+        attempts = 1
 
-        async def attempt() -> T:
+        async def again() -> T:
             nonlocal attempts
             attempts += 1
-            await self._prepare()
-            try:
-                return await op(attempts > 1)
-            except AttributeError as exc:
-                # redis-py's cluster client can hand a command a connection that another
-                # task is resetting (its writer is None): a dropped connection, so retried
-                raise self._dropped(f"connection reset under the command: {exc}") from exc
+            return await self._attempt(op, retrying=True)
 
         try:
-            with anyio.fail_after(self._timeout):
-                return await self._retry.call_with_retry(attempt, _ignore)
+            async with _deadline(self._timeout):
+                try:
+                    return await self._attempt(op, retrying=False)
+                except self._retryable:
+                    # the first attempt runs bare (the common case costs nothing extra);
+                    # after a failure, the retry policy takes over
+                    return await self._retry.call_with_retry(again, _ignore)
         except TimeoutError as exc:
             raise StorageError(
                 f"Redis did not answer {what} of session {id!r} within {self._timeout}s "
@@ -162,6 +180,15 @@ class _RedisBase:
             raise StorageError(
                 f"Redis failed {what} of session {id!r} after {attempts} attempt(s): {exc}"
             ) from exc
+
+    async def _attempt(self, op: Callable[[bool], Awaitable[T]], *, retrying: bool) -> T:
+        await self._prepare()
+        try:
+            return await op(retrying)
+        except AttributeError as exc:
+            # redis-py's cluster client can hand a command a connection that another
+            # task is resetting (its writer is None): a dropped connection, so retried
+            raise self._dropped(f"connection reset under the command: {exc}") from exc
 
     async def _prepare(self) -> None:
         """Anything the client needs once before its first command."""
@@ -296,14 +323,15 @@ class RedisStorage(_RedisBase):
             return cls(opts.client, namespace=opts.namespace, timeout=opts.timeout, retry=opts.retry)
         if stripped.lower().startswith("redis+sentinel://"):
             return cls._sentinel(stripped, opts)
-        from redis.asyncio import BlockingConnectionPool, Redis
+        from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 
-        # A blocking pool waits for a free connection (up to the timeout) instead of
-        # failing with "Too many connections" under a burst of requests.
-        kwargs = {"max_connections": 100, **opts.client_kwargs()}
-        pool = BlockingConnectionPool.from_url(
-            stripped, timeout=opts.timeout, retry=_no_retry(), decode_responses=False, **kwargs
-        )
+        kwargs = {"retry": _no_retry(), "decode_responses": False, **opts.client_kwargs()}
+        if opts.max_connections is None:
+            pool = ConnectionPool.from_url(stripped, **kwargs)
+        else:
+            # a bounded pool waits for a free connection (within the timeout) instead of
+            # failing with "Too many connections" under a burst of requests
+            pool = BlockingConnectionPool.from_url(stripped, timeout=opts.timeout, **kwargs)
         return cls(
             Redis.from_pool(pool),
             namespace=opts.namespace,
