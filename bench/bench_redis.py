@@ -273,9 +273,11 @@ def main() -> None:
         f"{platform.machine()} x {os.cpu_count()} cores, {platform.system()}; "
         f"{args.sessions:,} sessions stored, {args.requests} requests x {args.rounds} rounds"
     )
-    with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
-        with redis_server(Path(directory)) as url:
-            asyncio.run(bench(url, args.sessions, args.requests, args.rounds))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-redis-") as directory,
+        redis_server(Path(directory)) as url,
+    ):
+        asyncio.run(bench(url, args.sessions, args.requests, args.rounds))
     sys.stdout.flush()
 
 
