@@ -24,8 +24,8 @@ async def test_readme_example_runs_as_written() -> None:
     exec(compile(readme_example(), str(README), "exec"), namespace)  # noqa: S102 - our own README
     app = namespace["app"]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://localhost") as client:
-        assert (await client.get("/add/apple")).json() == []
-        assert (await client.get("/add/pear")).json() == ["apple"]
+        assert (await client.get("/add/apple")).json() == ["apple"]
+        assert (await client.get("/add/pear")).json() == ["apple", "pear"]
         assert (await client.get("/login/ada")).json() == "ok"
         first_sid = client.cookies["SID"]
         assert (await client.get("/logout")).json() == "bye"

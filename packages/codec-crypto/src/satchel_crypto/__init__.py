@@ -1,8 +1,9 @@
 """satchel-crypto: encrypted sessions (AES-256-GCM) for satchel.
 
->>> import os, satchel, satchel_crypto
->>> key = os.urandom(32)
->>> mapping = satchel.cookie(dict, "CART", transformers=[satchel_crypto.Encrypt(key)])
+Examples:
+    >>> import os, satchel, satchel_crypto
+    >>> key = os.urandom(32)
+    >>> mapping = satchel.cookie(dict, "CART", transformers=[satchel_crypto.Encrypt(key)])
 
 ``Encrypt`` is imported on first use, so the plugin hook (``satchel_crypto._plugin``)
 loads without importing ``cryptography``.

@@ -75,9 +75,9 @@ class Encrypt:
     """Encrypt what travels with AES-256-GCM; refuse anything that does not authenticate.
 
     ``key`` encrypts and opens; ``fallback_keys`` only open, and a value they opened is
-    returned as :class:`satchel.Reissue`, so the mapping sends it again under ``key``
+    returned as `satchel.Reissue`, so the mapping sends it again under ``key``
     (rotation). Keys are at least 32 random bytes (``satchel keygen`` makes one); a
-    shorter or placeholder key is a :class:`satchel.ConfigError` here, at startup.
+    shorter or placeholder key is a `satchel.ConfigError` here, at startup.
 
     Each mapping binds its own subkey (HKDF-SHA256 over the master key and the mapping's
     transport and name), so a value made for one mapping never opens under another.
@@ -92,10 +92,11 @@ class Encrypt:
     ``decode`` never raises: a tampered, truncated, foreign or retired-key value is
     ``None``.
 
-    >>> import os
-    >>> box = Encrypt(os.urandom(32)).bind("cookie:CART")
-    >>> box.decode(box.encode(b"apple"))
-    b'apple'
+    Examples:
+        >>> import os
+        >>> box = Encrypt(os.urandom(32)).bind("cookie:CART")
+        >>> box.decode(box.encode(b"apple"))
+        b'apple'
     """
 
     def __init__(
@@ -148,7 +149,7 @@ class Encrypt:
         return header + self._keys[0].aead.encrypt(header[-_NONCE:], plaintext, header)
 
     def decode(self, data: bytes) -> bytes | None:
-        """The original bytes, :class:`satchel.Reissue` if a fallback key opened them,
+        """The original bytes, `satchel.Reissue` if a fallback key opened them,
         or ``None`` when the value does not authenticate under any listed key."""
         if len(data) < _MIN_VALUE or data[0] != VERSION:
             return None

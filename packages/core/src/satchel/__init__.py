@@ -1,7 +1,8 @@
 """satchel: typed, async HTTP sessions for every ASGI framework.
 
->>> import satchel
->>> sessions = satchel.Sessions(satchel.cookie(dict, "SESSION", transformers=[satchel.Sign("k" * 32)]))
+Examples:
+    >>> import satchel
+    >>> sessions = satchel.Sessions(satchel.cookie(dict, "SESSION", transformers=[satchel.Sign("k" * 32)]))
 """
 
 from ._exceptions import (

@@ -12,9 +12,9 @@ _URLSAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 class TokenId:
-    """An identity generator: ``nbytes`` random bytes from :mod:`secrets`, URL-safe base64.
+    """An identity generator: ``nbytes`` random bytes from `secrets`, URL-safe base64.
 
-    The default, :data:`satchel.token_id`, draws 32 bytes (43 characters). Its
+    The default, `satchel.token_id`, draws 32 bytes (43 characters). Its
     ``is_valid`` refuses, before any storage call, an ID it could not have produced.
     """
 
@@ -42,7 +42,7 @@ class TokenId:
 
 
 token_id = TokenId()
-"""The default identity generator: 32 bytes from :mod:`secrets`, URL-safe (43 characters)."""
+"""The default identity generator: 32 bytes from `secrets`, URL-safe (43 characters)."""
 
 _GENERIC = re.compile(r"[A-Za-z0-9_-]{16,128}")
 

@@ -59,9 +59,9 @@ def _resolve_serializer(type_: type[T], spec: SerializerSpec) -> Serializer[T]:
 
 
 class Mapping(Generic[T]):
-    """One session type bound to a name and a transport. Build it with :func:`cookie` or :func:`header`.
+    """One session type bound to a name and a transport. Build it with `cookie` or `header`.
 
-    Holds configuration only; the state of a request lives in :class:`RequestSessions`.
+    Holds configuration only; the state of a request lives in `RequestSessions`.
     """
 
     def __init__(
@@ -235,7 +235,7 @@ class Mapping(Generic[T]):
             raise SessionTooLarge(self.name, size, budget)
 
     async def call_storage(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``storage.<method>``; any failure surfaces as :class:`StorageError`."""
+        """Call ``storage.<method>``; any failure surfaces as `StorageError`."""
         try:
             return await getattr(self.storage, method)(*args, **kwargs)
         except StorageError:
@@ -292,13 +292,14 @@ def cookie(
 
     Stateless when ``storage`` is ``None`` (the whole value travels, protected by
     ``transformers``), server-side otherwise (only an ID travels; ``storage`` is a
-    :class:`SessionStorage` or a URL such as ``"sqlite:///sessions.db"``).
+    `SessionStorage` or a URL such as ``"sqlite:///sessions.db"``).
 
     ``max_age`` is the idle timeout and ``max_lifetime`` the absolute one, in seconds,
     both enforced on the server. ``secure=None`` sets ``Secure`` except on plain http to
     a local host (``localhost``, loopback addresses, the test client's ``testserver``).
 
-    >>> satchel.cookie(Cart, "CART", transformers=[satchel.Sign(key)])
+    Examples:
+        >>> satchel.cookie(Cart, "CART", transformers=[satchel.Sign(key)])
     """
     _check_name(name, "cookie")
     _check_type(type)
@@ -349,7 +350,8 @@ def header(
     For API clients: the server sends the header when the session changes; the client
     sends it back. A cleared session is answered with the header set to an empty value.
 
-    >>> satchel.header(Api, "X-Session", storage=satchel.MemoryStorage())
+    Examples:
+        >>> satchel.header(Api, "X-Session", storage=satchel.MemoryStorage())
     """
     _check_name(name, "header")
     _check_type(type)

@@ -26,7 +26,8 @@ class SessionMiddleware:
     or ``websocket.accept``) the changed sessions are written and their headers added.
     Storages are closed when the server shuts the app down (lifespan).
 
-    >>> app = satchel.SessionMiddleware(app, sessions)
+    Examples:
+        >>> app = satchel.SessionMiddleware(app, sessions)
     """
 
     def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
@@ -88,8 +89,9 @@ def _merge(headers: Any, added: list[tuple[bytes, bytes]]) -> list[tuple[bytes, 
 def sessions_of(request: Any) -> RequestSessions:
     """The sessions of a request: a Starlette, FastAPI, Litestar or Quart request, or a scope.
 
-    >>> s = satchel.sessions_of(request)
-    >>> cart = await s.get(Cart)
+    Examples:
+        >>> s = satchel.sessions_of(request)
+        >>> cart = await s.get(Cart)
     """
     scope = request if isinstance(request, dict) else getattr(request, "scope", request)
     found = scope.get(SCOPE_KEY) if isinstance(scope, (dict, MutableMapping)) else None

@@ -227,9 +227,10 @@ def scheme_of(url: str) -> str:
 def open_storage(url: str, **options: Any) -> SessionStorage:
     """Open the storage for ``url`` through the installed plugins.
 
-    >>> storage = open_storage("memory://")
+    Examples:
+        >>> storage = open_storage("memory://")
 
-    Raises :class:`PluginError` when no installed plugin provides the scheme.
+    Raises `PluginError` when no installed plugin provides the scheme.
     """
     factory = registry()._lookup("storage", scheme_of(url)).resolve()
     return factory(url, **options)  # type: ignore[no-any-return]

@@ -49,8 +49,9 @@ class _MsgspecSerializer(Generic[T]):
 class JSONSerializer(_MsgspecSerializer[T]):
     """JSON through msgspec; decoding validates against the session type.
 
-    >>> JSONSerializer(dict).decode(b'{"a": 1}')
-    {'a': 1}
+    Examples:
+        >>> JSONSerializer(dict).decode(b'{"a": 1}')
+        {'a': 1}
     """
 
     _module = msgspec.json

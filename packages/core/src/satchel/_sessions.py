@@ -34,10 +34,11 @@ _MAX_CANDIDATES = 3  # same-named cookies looked up in storage, at most, per req
 class Sessions:
     """The session mappings of one app. Names and types must each be unique.
 
-    >>> sessions = satchel.Sessions(
-    ...     satchel.cookie(Cart, "CART", transformers=[satchel.Sign(key)]),
-    ...     satchel.cookie(Login, "SID", storage="memory://"),
-    ... )
+    Examples:
+        >>> sessions = satchel.Sessions(
+        ...     satchel.cookie(Cart, "CART", transformers=[satchel.Sign(key)]),
+        ...     satchel.cookie(Login, "SID", storage="memory://"),
+        ... )
 
     ``clock`` returns Unix seconds; tests may pass their own to move time.
     """
@@ -142,7 +143,7 @@ class _State:
 
 
 class RequestSessions:
-    """One request's sessions: what :func:`satchel.sessions_of` returns.
+    """One request's sessions: what `satchel.sessions_of` returns.
 
     Nothing is decoded and no storage is called until a session is asked for; at
     response start only the mappings that changed are written.
@@ -277,7 +278,7 @@ class RequestSessions:
     def set(self, value: object, *, key: Key | None = None) -> None:
         """Make ``value`` the session of its type (or of ``key``, a type or name).
 
-        Raises :class:`SessionTooLarge` here, in the handler, when the value would not
+        Raises `SessionTooLarge` here, in the handler, when the value would not
         fit its cookie, header or storage.
         """
         m = self._sessions.mapping(key if key is not None else type(value))
@@ -324,7 +325,7 @@ class RequestSessions:
         self._state(self._sessions.mapping(key)).regen = True
 
     async def save(self) -> None:
-        """Write what changed now, so a :class:`StorageError` or :class:`SessionConflict`
+        """Write what changed now, so a `StorageError` or `SessionConflict`
         reaches the handler; otherwise it happens at response start."""
         if self._states:
             for m, st in self._states.items():

@@ -34,31 +34,29 @@ class Sign:
     its own subkey, so a value signed for one mapping never verifies for another.
     Verification is constant-time.
 
-    >>> sign = Sign("a" * 32)
-    >>> sign.decode(sign.encode(b"data"))
-    b'data'
+    Examples:
+        >>> sign = Sign("a" * 32)
+        >>> sign.decode(sign.encode(b"data"))
+        b'data'
     """
 
-    def __init__(
-        self,
-        key: str | bytes,
-        *,
-        fallback_keys: Sequence[str | bytes] = (),
-        _context: bytes = b"",
-    ) -> None:
+    def __init__(self, key: str | bytes, *, fallback_keys: Sequence[str | bytes] = ()) -> None:
         self._masters = [as_key(key, what="Sign key")] + [
             as_key(k, what="Sign fallback key") for k in fallback_keys
         ]
-        self._context = _context
-        self._keys = [
-            hmac.new(m, b"satchel.sign\x00" + _context, hashlib.sha256).digest() for m in self._masters
-        ]
+        self._derive(b"")
+
+    def _derive(self, context: bytes) -> None:
+        keys = [hmac.new(m, b"satchel.sign\x00" + context, hashlib.sha256).digest() for m in self._masters]
         # keyed once: copying a keyed HMAC skips the per-call key setup and digest lookup
-        self._macs = [hmac.new(k, digestmod=hashlib.sha256) for k in self._keys]
+        self._macs = [hmac.new(k, digestmod=hashlib.sha256) for k in keys]
 
     def bind(self, context: str) -> Sign:
         """A copy whose keys are derived for ``context`` (a mapping's transport and name)."""
-        return Sign(self._masters[0], fallback_keys=self._masters[1:], _context=context.encode())
+        bound = Sign.__new__(Sign)
+        bound._masters = self._masters
+        bound._derive(context.encode())
+        return bound
 
     def encode(self, data: bytes) -> bytes:
         mac = self._macs[0].copy()
@@ -77,14 +75,14 @@ class Sign:
         return None
 
     def __repr__(self) -> str:
-        return f"Sign(<{len(self._keys)} key(s)>)"
+        return f"Sign(<{len(self._macs)} key(s)>)"
 
 
 class Digest:
     """Append a salted SHA-256 digest and check it on the way in.
 
     Integrity against accidents (a truncated or mangled value), not against attackers:
-    anyone can compute the digest. Use :class:`Sign` (or encryption) against tampering.
+    anyone can compute the digest. Use `Sign` (or encryption) against tampering.
     """
 
     def __init__(self, salt: str | bytes = "satchel", algorithm: str = "sha256") -> None:

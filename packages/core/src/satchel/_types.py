@@ -26,9 +26,9 @@ class SessionStorage(Protocol):
     """Protocol: where server-side session data lives, keyed by session ID.
 
     Every method is required. ``ttl`` is in seconds; ``None`` means no expiry.
-    Backend failures raise :class:`satchel.StorageError` with the cause chained.
+    Backend failures raise `satchel.StorageError` with the cause chained.
 
-    .. versionadded:: 0.1
+    Added in version 0.1.
     """
 
     async def read(self, id: str) -> bytes | None:
@@ -56,7 +56,7 @@ class SessionStorage(Protocol):
 class CompareAndSet(Protocol):
     """Protocol: optional storage capability behind conflict detection.
 
-    .. versionadded:: 0.1
+    Added in version 0.1.
     """
 
     async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
@@ -79,7 +79,7 @@ class StorageCapabilities:
         max_value_size: the largest value, in bytes, the storage accepts.
         event_loops: the async libraries the storage runs on (``"asyncio"``, ``"trio"``).
 
-    .. versionadded:: 0.1
+    Added in version 0.1.
     """
 
     persistent: bool = True
@@ -99,7 +99,7 @@ def capabilities_of(storage: object) -> StorageCapabilities:
 class Serializer(Protocol[T]):
     """Protocol: turns a session value into bytes and back, validating on the way in.
 
-    .. versionadded:: 0.1
+    Added in version 0.1.
     """
 
     def encode(self, value: T) -> bytes:
@@ -107,7 +107,7 @@ class Serializer(Protocol[T]):
         ...
 
     def decode(self, data: bytes) -> T:
-        """The value for ``data``; raises :class:`satchel.SerializationError` and nothing else."""
+        """The value for ``data``; raises `satchel.SerializationError` and nothing else."""
         ...
 
 
@@ -118,7 +118,7 @@ class Transformer(Protocol):
     ``decode`` returns ``None`` to refuse a value (tampered, foreign, expired key);
     it never raises.
 
-    .. versionadded:: 0.1
+    Added in version 0.1.
     """
 
     def encode(self, data: bytes) -> bytes:
@@ -138,7 +138,7 @@ class BindableTransformer(Transformer, Protocol):
     transport and the mapping (``"cookie:CART"``), and uses the transformer it returns;
     so a value cut for one mapping never opens under another.
 
-    .. versionadded:: 0.1
+    Added in version 0.1.
     """
 
     def bind(self, context: str) -> Transformer:
@@ -152,11 +152,11 @@ class Reissue(bytes):
     It is ordinary ``bytes``; the marker tells the mapping to send the value again,
     protected under the newest key, at the end of the request.
 
-    .. versionadded:: 0.1
+    Added in version 0.1.
     """
 
     __slots__ = ()
 
 
 IdentityGenerator = Callable[[], str]
-"""A callable that returns a fresh session ID. See :data:`satchel.token_id`."""
+"""A callable that returns a fresh session ID. See `satchel.token_id`."""

@@ -1,7 +1,8 @@
 """satchel-mongo: server-side satchel sessions in MongoDB, through PyMongo's async client.
 
->>> import satchel
->>> storage = satchel.open_storage("mongodb://localhost:27017/app?replicaSet=rs0")
+Examples:
+    >>> import satchel
+    >>> storage = satchel.open_storage("mongodb://localhost:27017/app?replicaSet=rs0")
 
 Importing this package does not import PyMongo; opening a storage does.
 """

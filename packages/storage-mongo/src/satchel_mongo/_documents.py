@@ -92,8 +92,9 @@ def parse_url(url: str) -> MongoURL:
     (``/mydb.sessions``, PyMongo's ``db.collection`` form) or from ``?collection=``.
     Every other query option is left as written, for PyMongo.
 
-    >>> parse_url("mongodb://db1,db2/app?replicaSet=rs0&namespace=shop").namespace
-    'shop'
+    Examples:
+        >>> parse_url("mongodb://db1,db2/app?replicaSet=rs0&namespace=shop").namespace
+        'shop'
     """
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in ("mongodb", "mongodb+srv"):

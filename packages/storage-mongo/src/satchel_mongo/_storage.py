@@ -54,7 +54,7 @@ class MongoStorage:
     retryable reads and writes and routed to one shard when ``_id`` is the shard key.
     A TTL index on the expiry date is created on first use; expiry is also checked on
     every read, since the server removes expired documents only about once a minute.
-    Every driver failure raises :class:`satchel.StorageError` with the cause chained.
+    Every driver failure raises `satchel.StorageError` with the cause chained.
 
     An ``AsyncMongoClient`` belongs to the event loop it first ran on: open the
     storage in the application's loop (e.g. at startup), not at import time in another.
