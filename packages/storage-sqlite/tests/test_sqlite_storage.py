@@ -9,8 +9,10 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
+import msgspec
 import pytest
 import satchel
 from satchel import ConfigError, StorageError
@@ -315,3 +317,60 @@ async def test_touch_and_cas_keep_the_purge_hint_ahead_of_expiry(
             "OR (expires_at IS NULL) != (purge_after IS NULL)"
         ).fetchone()
     assert bad == (0,)
+
+
+# -- through the middleware -------------------------------------------------------------
+
+
+class Login(msgspec.Struct):
+    user: str
+    visits: int = 0
+
+
+async def _visit(sessions: satchel.Sessions, cookie: bytes | None) -> tuple[Login | None, bytes]:
+    """One request through SessionMiddleware: what the handler saw, and the cookie sent back."""
+    seen: list[Login | None] = []
+
+    async def handler(scope: Any, receive: Any, send: Any) -> None:
+        s = satchel.sessions_of(scope)
+        login = await s.get(Login)
+        seen.append(login)
+        s.set(Login(user="ada", visits=login.visits + 1 if login else 1))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    headers = [(b"host", b"shop.example")] + ([(b"cookie", cookie)] if cookie else [])
+    scope = {"type": "http", "method": "GET", "path": "/", "scheme": "https", "headers": headers}
+    await satchel.SessionMiddleware(handler, sessions)(scope, receive, send)
+    set_cookie = next(v for k, v in sent[0]["headers"] if k == b"set-cookie")
+    return seen[0], set_cookie.split(b";")[0]
+
+
+async def test_cookie_mapping_on_a_sqlite_url_survives_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    def start() -> satchel.Sessions:
+        return satchel.Sessions(satchel.cookie(Login, "SID", storage="sqlite:///var/sessions.db"))
+
+    sessions = start()
+    seen, cookie = await _visit(sessions, None)
+    assert seen is None
+    seen, cookie = await _visit(sessions, cookie)
+    assert seen == Login(user="ada", visits=1)
+    await sessions.aclose()
+
+    restarted = start()
+    seen, _ = await _visit(restarted, cookie)
+    assert seen == Login(user="ada", visits=2)
+    await restarted.aclose()
+    assert (tmp_path / "var" / "sessions.db").exists()

@@ -123,6 +123,11 @@ class SQLiteStorage:
             except (sqlite3.Error, OSError) as exc:
                 raise StorageError(_open_failure(cfg.path, exc)) from exc
             conn = aiosqlite.Connection(lambda: db, iter_chunk_size=64)
+            # A storage nobody closed must not keep the interpreter from exiting; what a
+            # killed thread leaves behind is what a crash leaves, and WAL recovers it.
+            thread = getattr(conn, "_thread", None)
+            if thread is not None:
+                thread.daemon = True
             await conn
             self._conn, self._db = conn, db
             return db
