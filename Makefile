@@ -3,14 +3,15 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON ?= $(shell command -v $(PYTHON))
+# the interpreter itself, not a shim in front of it: uv would rebuild .venv for a shim path
+export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/uv/bin/uv)
 SYNC_STAMP := .venv/.synced
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test check lint typecheck docs bench sync servers clean
+.PHONY: demo test check lint typecheck docs bench sync clean
 
 $(TOOLS)/uv/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)/uv
@@ -23,25 +24,25 @@ $(SYNC_STAMP): $(UV) pyproject.toml uv.lock packages/*/pyproject.toml
 sync: $(SYNC_STAMP)
 
 demo: $(SYNC_STAMP)
-	$(UV) run --frozen python -m examples.shop --host $(HOST) --port $(PORT)
+	$(UV) run --frozen --no-sync python -m examples.shop --host $(HOST) --port $(PORT)
 
 test: $(SYNC_STAMP)
-	$(UV) run --frozen python -m pytest $(PYTEST_ARGS)
+	$(UV) run --frozen --no-sync python -m pytest $(PYTEST_ARGS)
 
 lint: $(SYNC_STAMP)
-	$(UV) run --frozen ruff check .
-	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen --no-sync ruff check .
+	$(UV) run --frozen --no-sync ruff format --check .
 
 typecheck: $(SYNC_STAMP)
-	$(UV) run --frozen mypy packages/core/src packages/conformance/src packages/storage-sqlite/src packages/storage-redis/src packages/storage-mongo/src packages/codec-crypto/src packages/core/tests/typing/usage.py
+	$(UV) run --frozen --no-sync mypy packages/core/src packages/conformance/src packages/storage-sqlite/src packages/storage-redis/src packages/storage-mongo/src packages/codec-crypto/src packages/core/tests/typing/usage.py
 
 docs: $(SYNC_STAMP)
-	$(UV) run --frozen mkdocs build --strict --site-dir site
+	$(UV) run --frozen --no-sync mkdocs build --strict --site-dir site
 
 check: lint typecheck docs
 
 bench: $(SYNC_STAMP)
-	$(UV) run --frozen python bench/run.py
+	$(UV) run --frozen --no-sync python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv $(TOOLS) site

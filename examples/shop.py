@@ -14,13 +14,12 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import msgspec
+import satchel
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
-
-import satchel
 
 VAR = Path(os.environ.get("SATCHEL_DEMO_DIR", "var"))
 
@@ -56,15 +55,16 @@ async def field(request: Request, name: str) -> str:
 def page(body: str, login: Login | None, cart: Cart | None) -> HTMLResponse:
     count = sum(cart.items.values()) if cart else 0
     who = (
-        f'signed in as <b>{html.escape(login.user)}</b> '
+        f"signed in as <b>{html.escape(login.user)}</b> "
         '<form method="post" action="/logout" style="display:inline"><button>Sign out</button></form>'
         if login
         else '<a href="/login">Sign in</a>'
     )
     return HTMLResponse(
         f"""<!doctype html><html><head><meta charset="utf-8"><title>satchel shop</title>
-<style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}li{{margin:.3em 0}}</style></head>
-<body><header><a href="/">Shop</a> · <a href="/cart">Cart ({count})</a> · {who}</header><hr>{body}</body></html>"""
+<style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}li{{margin:.3em 0}}</style>
+</head><body><header><a href="/">Shop</a> · <a href="/cart">Cart ({count})</a> · {who}</header>
+<hr>{body}</body></html>"""
     )
 
 
@@ -81,7 +81,7 @@ async def shop(request: Request) -> Response:
 async def cart(request: Request) -> Response:
     s = satchel.sessions_of(request)
     current = await s.get(Cart) or Cart()
-    rows = "".join(f"<li>{qty} × {name}</li>" for name, qty in current.items.items()) or "<li>empty</li>"
+    rows = "".join(f"<li>{qty} x {name}</li>" for name, qty in current.items.items()) or "<li>empty</li>"
     total = sum(PRODUCTS[name] * qty for name, qty in current.items.items())
     body = (
         f"<h1>Cart</h1><ul>{rows}</ul><p>Total: {total:.2f}</p>"
