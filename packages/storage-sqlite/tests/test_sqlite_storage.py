@@ -215,6 +215,26 @@ async def test_failure_after_open_is_a_storage_error(storage: SQLiteStorage) -> 
     assert isinstance(info.value.__cause__, sqlite3.OperationalError)
 
 
+async def test_lock_held_past_the_timeout_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    storage = SQLiteStorage(path, timeout=0.2)
+    await storage.write("id", b"x", None)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with anyio.fail_after(5):
+            with pytest.raises(StorageError, match="raise the timeout") as info:
+                await storage.write("id", b"y", None)
+            assert await storage.read("id") == b"x"  # readers do not wait for a writer
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    await storage.write("id", b"y", None)
+    assert await storage.read("id") == b"y"
+    await storage.aclose()
+
+
 async def test_closed_storage_raises_instead_of_reopening(storage: SQLiteStorage) -> None:
     await storage.write("id", b"x", None)
     await storage.aclose()

@@ -61,8 +61,7 @@ class SQLiteStorage:
     def _init(self, cfg: Config, clock: Callable[[], float]) -> None:
         self._cfg = cfg
         self._clock = clock
-        self._conn: aiosqlite.Connection | None = None
-        self._db: sqlite3.Connection | None = None
+        self._handle: tuple[aiosqlite.Connection, sqlite3.Connection] | None = None
         self._opening: asyncio.Lock | None = None
         self._closed = False
         self._writes = 0
@@ -99,12 +98,12 @@ class SQLiteStorage:
 
     # -- connection ----------------------------------------------------------------
 
-    async def _open(self) -> sqlite3.Connection:
+    async def _open(self) -> tuple[aiosqlite.Connection, sqlite3.Connection]:
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
-            if self._db is not None:
-                return self._db
+            if self._handle is not None:
+                return self._handle
             if self._closed:
                 raise StorageError(f"the SQLite storage for {self._cfg.path!r} was closed; open a new one")
             import aiosqlite
@@ -123,30 +122,42 @@ class SQLiteStorage:
             except (sqlite3.Error, OSError) as exc:
                 raise StorageError(_open_failure(cfg.path, exc)) from exc
             conn = aiosqlite.Connection(lambda: db, iter_chunk_size=64)
+            if not callable(getattr(conn, "_execute", None)):
+                db.close()
+                raise StorageError(
+                    f"aiosqlite {getattr(aiosqlite, '__version__', '?')} cannot run a function "
+                    "on its connection thread, which satchel-sqlite needs; install the "
+                    "aiosqlite version satchel-sqlite's requirements name"
+                )
             # A storage nobody closed must not keep the interpreter from exiting; what a
             # killed thread leaves behind is what a crash leaves, and WAL recovers it.
             thread = getattr(conn, "_thread", None)
             if thread is not None:
                 thread.daemon = True
             await conn
-            self._conn, self._db = conn, db
-            return db
+            self._handle = (conn, db)
+            return self._handle
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        db = self._db
-        if db is None:
-            db = await self._open()
-        assert self._conn is not None
+        handle = self._handle
+        if handle is None:
+            handle = await self._open()
+        conn, db = handle
         try:
             # One hop to the connection's thread per operation, the whole transaction
             # inside it. aiosqlite's public calls are one statement per hop, and another
             # task's statement could interleave with an open transaction between them.
-            return await self._conn._execute(fn, db, *args)  # type: ignore[no-untyped-call,no-any-return]
+            return await conn._execute(fn, db, *args)  # type: ignore[no-untyped-call,no-any-return]
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StorageError(
+                    f"SQLite ({self._cfg.path!r}) stayed locked by another connection for "
+                    f"timeout={self._cfg.timeout}s ({exc}); look for a long transaction on the "
+                    "file, or raise the timeout"
+                ) from exc
+            raise StorageError(_failure(self._cfg.path, exc)) from exc
         except sqlite3.Error as exc:
-            raise StorageError(
-                f"SQLite ({self._cfg.path!r}) failed: {exc}; check the file, its directory's "
-                "permissions and free disk space"
-            ) from exc
+            raise StorageError(_failure(self._cfg.path, exc)) from exc
         except ValueError as exc:  # aiosqlite: the connection was closed under us
             raise StorageError(
                 f"the SQLite storage for {self._cfg.path!r} was closed; open a new one"
@@ -208,16 +219,20 @@ class SQLiteStorage:
     async def aclose(self) -> None:
         """Close the connection; calling it twice is not an error."""
         self._closed = True
-        conn, self._conn, self._db = self._conn, None, None
-        if conn is not None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
             try:
-                await conn.close()
+                await handle[0].close()
             except sqlite3.Error as exc:
                 raise StorageError(f"closing SQLite ({self._cfg.path!r}) failed: {exc}") from exc
 
     def __repr__(self) -> str:
         ns = f", namespace={self._cfg.namespace!r}" if self._cfg.namespace else ""
         return f"SQLiteStorage({self._cfg.path!r}{ns})"
+
+
+def _failure(path: str, exc: sqlite3.Error) -> str:
+    return f"SQLite ({path!r}) failed: {exc}; check the file, its directory's permissions and free disk space"
 
 
 def _open_failure(path: str, exc: Exception) -> str:
