@@ -172,7 +172,8 @@ class Middleware:
             "method": "GET",
             "path": "/",
             "scheme": "https",
-            "headers": [(b"host", b"bench.example"), (b"cookie", f"SID={id}".encode())],
+            # as a browser sends it back: the ID and when the cookie was last sent
+            "headers": [(b"host", b"bench.example"), (b"cookie", f"SID={id}.{int(time.time())}".encode())],
         }
 
     async def request(self, id: str) -> None:
