@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 import sys
+from typing import TypeVar
 
 import msgspec
 
@@ -74,30 +75,31 @@ class Record(msgspec.Struct, array_like=True, frozen=True):
     data: bytes
 
 
-_envelope_encoder = msgspec.msgpack.Encoder()
+_encoder = msgspec.msgpack.Encoder()
 _envelope_decoder = msgspec.msgpack.Decoder(Envelope)
 _record_decoder = msgspec.msgpack.Decoder(Record)
+_Versioned = TypeVar("_Versioned", Envelope, Record)
+
+
+def _unpack(decoder: msgspec.msgpack.Decoder[_Versioned], raw: bytes) -> _Versioned | None:
+    try:
+        value = decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return value if value.version == _VERSION else None
 
 
 def pack_envelope(name: str, created: float, expires: float, data: bytes) -> bytes:
-    return _envelope_encoder.encode(Envelope(_VERSION, name, created, expires, data))
+    return _encoder.encode(Envelope(_VERSION, name, created, expires, data))
 
 
 def unpack_envelope(raw: bytes) -> Envelope | None:
-    try:
-        env = _envelope_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    return env if env.version == _VERSION else None
+    return _unpack(_envelope_decoder, raw)
 
 
 def pack_record(created: float, data: bytes) -> bytes:
-    return _envelope_encoder.encode(Record(_VERSION, created, data))
+    return _encoder.encode(Record(_VERSION, created, data))
 
 
 def unpack_record(raw: bytes) -> Record | None:
-    try:
-        rec = _record_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    return rec if rec.version == _VERSION else None
+    return _unpack(_record_decoder, raw)
