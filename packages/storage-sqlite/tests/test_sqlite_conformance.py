@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -60,3 +62,18 @@ class TestSQLiteFile(satchel_conformance.StorageContract):
                 )
 
         return raw_write
+
+
+def test_satchel_conformance_command_on_a_sqlite_url(tmp_path: Path) -> None:
+    """`satchel conformance sqlite:///...`: the no-code route through the plugin, end to end."""
+    command = Path(sys.executable).with_name("satchel")
+    url = f"sqlite:///{tmp_path}/kit.db"
+    done = subprocess.run(
+        [str(command), "conformance", url, "-q"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "passed   test_data_survives_reopen" in done.stdout

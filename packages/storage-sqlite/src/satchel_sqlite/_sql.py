@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+MIN_SQLITE = (3, 24, 0)
 TABLE = "satchel_sessions"
 # How far purge_after runs ahead of expires_at; see the trigger below.
 PURGE_SLACK = 300.0
@@ -101,6 +102,11 @@ def connect(path: str, timeout: float, synchronous: str) -> sqlite3.Connection:
 
     A missing parent directory is created, as the file itself would be.
     """
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise sqlite3.NotSupportedError(
+            f"SQLite {sqlite3.sqlite_version} is older than {'.'.join(map(str, MIN_SQLITE))}, "
+            "the first with UPSERT; use a Python built against a newer SQLite"
+        )
     if path != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)

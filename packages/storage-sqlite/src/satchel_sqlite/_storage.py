@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -131,8 +132,8 @@ class SQLiteStorage:
                 )
             # A storage nobody closed must not keep the interpreter from exiting; what a
             # killed thread leaves behind is what a crash leaves, and WAL recovers it.
-            thread = getattr(conn, "_thread", None)
-            if thread is not None:
+            thread = conn if isinstance(conn, threading.Thread) else getattr(conn, "_thread", None)
+            if isinstance(thread, threading.Thread):
                 thread.daemon = True
             await conn
             self._handle = (conn, db)
