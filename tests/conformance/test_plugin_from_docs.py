@@ -82,7 +82,11 @@ def test_plugin_from_the_docs_installs_and_passes_the_kit(tmp_path: Path) -> Non
     assert "schemes: files" in listed
 
     data = tmp_path / "sessions"
-    kit = _run([str(venv / "bin" / "satchel"), "conformance", f"files://{data}"], tmp_path, env)
+    kit = _run(
+        [str(venv / "bin" / "satchel"), "conformance", f"files://{data}", "--satchel-ttl=0.15"],
+        tmp_path,
+        env,
+    )
     assert "passed   test_data_survives_reopen" in kit.stdout
     assert "passed   test_namespaces_are_isolated" in kit.stdout
     assert "the storage has no write_if (satchel.CompareAndSet)" in kit.stdout

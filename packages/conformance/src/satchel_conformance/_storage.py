@@ -146,8 +146,8 @@ class StorageContract(Contract, kit=True):
     ttl: ClassVar[float] = 0.25
     tolerance: ClassVar[float] = 0.1
     check_timeout: ClassVar[float] = 60.0
-    state_machine_examples: ClassVar[int] = 20
-    state_machine_steps: ClassVar[int] = 25
+    state_machine_examples: ClassVar[int] = 10
+    state_machine_steps: ClassVar[int] = 20
 
     # Capabilities seen on earlier checks, so the trio check can skip before it builds a
     # storage on a loop the backend never claimed to support.
@@ -591,7 +591,10 @@ class StorageContract(Contract, kit=True):
     async def test_write_reaches_the_backend(self, storage: SessionStorage, raw_read: RawRead | None) -> None:
         """What write stores is really in the backend, and invalidate really removes it."""
         if raw_read is None:
-            pytest.skip("no raw_read fixture: provide one to check what is really persisted")
+            pytest.skip(
+                "no raw_read fixture, so what reached the backend is not looked at (a test "
+                "module can provide one)"
+            )
         id, value = self.new_id(), bytes(range(256))
         await storage.write(id, value, None)
         assert await raw_read(id) == value, "the backend does not hold what write was given"
@@ -602,7 +605,10 @@ class StorageContract(Contract, kit=True):
     async def test_read_sees_the_backend(self, storage: SessionStorage, raw_write: RawWrite | None) -> None:
         """read returns what the backend holds, written there directly."""
         if raw_write is None:
-            pytest.skip("no raw_write fixture: provide one to check read against the backend")
+            pytest.skip(
+                "no raw_write fixture, so read is not checked against the backend (a test "
+                "module can provide one)"
+            )
         id, value = self.new_id(), bytes(reversed(range(256)))
         await raw_write(id, value)
         await self._expect(storage, {id: value}, "read of a value written to the backend")
