@@ -88,7 +88,7 @@ def _reason(report: pytest.TestReport) -> str:
     return str(longrepr).strip().splitlines()[-1] if longrepr else ""
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a pytest plugin, so it must stay hashable
 class _Summary:
     url: str | None
     checks: dict[str, _Check] = field(default_factory=dict)
