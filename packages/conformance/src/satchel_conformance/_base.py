@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-__all__ = ["Contract", "check_names", "describe"]
+__all__ = ["Contract", "describe"]
 
 _REFUSED = "_satchel_refused_override"
 
@@ -72,11 +72,6 @@ class Contract:
                 )
             if not _has_xfail_reason(current):
                 setattr(cls, name, _refusal(cls, name, current))
-
-
-def check_names(cls: type[Contract]) -> list[str]:
-    """The standard checks ``cls`` runs, in the order they are defined."""
-    return list(cls._standard_checks)
 
 
 def describe(cls: type, name: str) -> str:

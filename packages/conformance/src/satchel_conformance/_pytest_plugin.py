@@ -6,8 +6,9 @@ nothing heavy (not satchel, not hypothesis) and changes nothing by itself. It:
 - adds the ``--satchel-storage-url``, ``--satchel-ttl`` and ``--satchel-tolerance`` options;
 - exposes the server fixtures of :mod:`satchel_conformance.servers.fixtures`;
 - leaves the URL-mode module out of collection unless a storage URL was given;
-- closes a run that ran contract checks with a "satchel conformance" summary: every
-  check, passed, skipped (with why), expected to fail (with why) or failed (with what).
+- closes a run that ran contract checks with a "satchel conformance" summary: per class
+  the tally, then each check skipped (with why), expected to fail (with why) or failed
+  (with what), and with ``-v`` or in a URL run the passed ones too.
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ class _Summary:
         classes: dict[str, list[_Check]] = {}
         for check in self.checks.values():
             classes.setdefault(check.cls, []).append(check)
+        # a URL run, or -v, lists every check; otherwise the ones that did not pass
+        every = self.url is not None or terminalreporter.config.get_verbosity() > 0
         colours = {"passed": "green", "skipped": "yellow", "xfailed": "yellow"}
         for cls, checks in classes.items():
             counts: dict[str, int] = {}
@@ -143,6 +146,8 @@ class _Summary:
             tally = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
             write(f"{cls}: {len(checks)} checks: {tally}", bold=True)
             for check in checks:
+                if check.outcome == "passed" and not every:
+                    continue
                 colour = colours.get(check.outcome, "red")
                 write(f"  {check.outcome:<8} {check.name}: {check.about}", **{colour: True})
                 if check.note:
