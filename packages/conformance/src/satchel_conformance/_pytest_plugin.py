@@ -127,8 +127,8 @@ class _Summary:
         check.note = "" if outcome == "passed" else _reason(report)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.checks:
-            return
+        if all(check.outcome == "not run" for check in self.checks.values()):
+            return  # --collect-only, or stopped before the first check
         write = terminalreporter.write_line
         terminalreporter.section("satchel conformance")
         if self.url is not None:
