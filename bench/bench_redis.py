@@ -59,7 +59,7 @@ class Login(msgspec.Struct):
     visits: int = 0
 
 
-LOGIN = pack_record(time.time(), msgspec.json.encode(Login(user="u" * 80)))
+LOGIN = pack_record("SID", time.time(), msgspec.json.encode(Login(user="u" * 80)))
 
 
 class Floor:

@@ -68,9 +68,14 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
 
 
 class Record(msgspec.Struct, array_like=True, frozen=True):
-    """A server-side session as it is stored: when it began, and the serialized value."""
+    """A server-side session as it is stored: its mapping's name, when it began, the value.
+
+    The name keeps an ID issued for one mapping from opening another mapping's session
+    when both share a storage.
+    """
 
     version: int
+    name: str
     created: float
     data: bytes
 
@@ -97,8 +102,8 @@ def unpack_envelope(raw: bytes) -> Envelope | None:
     return _unpack(_envelope_decoder, raw)
 
 
-def pack_record(created: float, data: bytes) -> bytes:
-    return _encoder.encode(Record(_VERSION, created, data))
+def pack_record(name: str, created: float, data: bytes) -> bytes:
+    return _encoder.encode(Record(_VERSION, name, created, data))
 
 
 def unpack_record(raw: bytes) -> Record | None:

@@ -18,6 +18,10 @@ COOKIE_BUDGET = 4096
 """What browsers keep of one cookie: name, value and attributes together (RFC 6265 minimum)."""
 
 _LOCAL_NAMES = ("localhost", "testserver")
+# RFC 6265: a cookie name is a token (visible ASCII but separators); attribute values are
+# visible ASCII without ';'
+_TOKEN = frozenset(chr(c) for c in range(0x21, 0x7F)) - frozenset('()<>@,;:\\"/[]?={}')
+_ATTRIBUTE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {";"}
 
 
 def is_local_host(host: str) -> bool:
@@ -75,12 +79,12 @@ class CookieAttributes:
         same_site: SameSite | None,
         partitioned: bool,
     ) -> None:
-        if not name or any(c in name for c in ' \t\r\n;,="()<>@:\\/[]?{}'):
+        if not name or not all(c in _TOKEN for c in name):
             raise ConfigError(f"cookie name {name!r} is not a valid token; use letters, digits, - or _")
         if same_site is not None and same_site not in ("lax", "strict", "none"):
             raise ConfigError(f"same_site={same_site!r}; use 'lax', 'strict' or 'none'")
-        if any(c in (path or "") for c in ";\r\n") or any(c in (domain or "") for c in ";\r\n "):
-            raise ConfigError(f"cookie {name!r}: path or domain contains ';', a space or a newline")
+        if not all(c in _ATTRIBUTE for c in path or "") or not all(c in _ATTRIBUTE for c in domain or ""):
+            raise ConfigError(f"cookie {name!r}: path and domain must be visible ASCII without ';'")
         needs_secure = []
         if name.startswith("__Host-"):
             needs_secure.append("the __Host- prefix")

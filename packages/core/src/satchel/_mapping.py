@@ -124,6 +124,8 @@ class Mapping(Generic[T]):
                 f"(compare-and-set); {storage!r} has none"
             )
         self.detect_conflicts: bool = detect_conflicts
+        probe: object = storage  # a protocol check mypy would otherwise call impossible
+        self.compare_and_set = isinstance(probe, CompareAndSet)
         if identity is not None and storage is None:
             raise ConfigError(f"{context}: identity= only applies to server-side mappings (storage=...)")
         self.identity: IdentityGenerator = identity or token_id
@@ -178,6 +180,8 @@ class Mapping(Generic[T]):
         if env.created > now + CLOCK_SKEW or env.expires > horizon:
             return None
         if env.expires and env.expires <= now:
+            return None
+        if not env.expires and self.max_age is not None:  # cut before an idle timeout was set
             return None
         if self.max_lifetime is not None and env.created + self.max_lifetime <= now:
             return None

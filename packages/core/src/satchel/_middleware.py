@@ -52,7 +52,7 @@ class SessionMiddleware:
 
         async def send_with_sessions(message: Message) -> None:
             if request._states and message["type"] == start:
-                added = await request._commit()
+                added = await request._commit(message.get("status", 200))
                 if added:
                     message["headers"] = _merge(message.get("headers") or [], added)
             await send(message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import typing
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar, overload
 
@@ -89,12 +90,22 @@ class Sessions:
         return found
 
     async def aclose(self) -> None:
-        """Close every storage; the middleware calls this at lifespan shutdown."""
+        """Close every storage; the middleware calls this at lifespan shutdown.
+
+        One storage failing to close does not keep the others open; its error is raised
+        after all were tried.
+        """
         seen: set[int] = set()
+        failure: BaseException | None = None
         for m in self.mappings:
             if m.storage is not None and id(m.storage) not in seen:
                 seen.add(id(m.storage))
-                await m.storage.aclose()
+                try:
+                    await m.storage.aclose()
+                except Exception as exc:
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     async def __aenter__(self) -> Sessions:
         return self
@@ -113,6 +124,7 @@ class _State:
         "dead_ids",
         "dirty",
         "expires",
+        "failed",
         "found",
         "hint",
         "id",
@@ -121,6 +133,7 @@ class _State:
         "regen",
         "reissue",
         "sealed",
+        "stale_ids",
         "value",
     )
 
@@ -137,7 +150,9 @@ class _State:
         self.regen = False
         self.reissue = False
         self.cleared = False
-        self.dead_ids: list[str] = []
+        self.dead_ids: list[str] = []  # IDs this request ended (clear, regenerate)
+        self.stale_ids: list[str] = []  # records found unusable: dropped, best effort
+        self.failed = False  # a save raised: nothing more is written for this mapping
         self.sealed: tuple[bytes, float, str, float | None] | None = None
         self.hint = 0.0
 
@@ -229,18 +244,22 @@ class RequestSessions:
                 )
                 return
             record = unpack_record(raw) if raw is not None else None
+            if record is not None and record.name != m.name:
+                log.debug("%s %r: an ID issued for mapping %r, refused", m.transport, m.name, record.name)
+                continue
             if record is None or (m.max_lifetime is not None and record.created + m.max_lifetime <= now):
                 log.debug("%s %r: unknown or expired session ID, not adopted", m.transport, m.name)
                 if raw is not None:  # past its absolute lifetime, or unreadable: drop it
-                    st.dead_ids.append(session_id)
+                    st.stale_ids.append(session_id)
                 continue
             value = self._decode(m, record.data)
             if value is None:
-                st.dead_ids.append(session_id)
+                st.stale_ids.append(session_id)
                 continue
             st.id, st.raw, st.found, st.reissue = session_id, raw, True, reissue
-            st.value, st.data, st.created = value, record.data, record.created
-            st.hint = _parse_hint(hint)
+            st.created, st.hint = record.created, _parse_hint(hint)
+            if not st.dirty:  # a value set before the load stays the session
+                st.value, st.data = value, record.data
             return
 
     # -- the handler's API ----------------------------------------------------------
@@ -284,6 +303,8 @@ class RequestSessions:
         m = self._sessions.mapping(key if key is not None else type(value))
         if value is None:
             raise TypeError(f"set(None) for {m.name!r}: to end the session, call clear({m.type.__name__})")
+        if key is not None and _is_class(m.type) and not isinstance(value, m.type):
+            raise TypeError(f"set(..., key={key!r}) needs a {m.type.__name__}, got {type(value).__name__}")
         st = self._state(m)
         data = m.serializer.encode(value)
         now = self._sessions.clock()
@@ -307,10 +328,10 @@ class RequestSessions:
         if m.storage is not None:
             if st.id is not None:
                 st.dead_ids.append(st.id)
-            elif not st.loaded:
+            else:  # not read, or the read failed: end whatever the client holds
                 for text in self._incoming(m):
                     opened = _open_id(m, text)[0]
-                    if opened is not None:
+                    if opened is not None and len(st.dead_ids) < _MAX_CANDIDATES:
                         st.dead_ids.append(opened[0])
         st.loaded = True
         st.value = st.data = st.id = st.raw = st.sealed = None
@@ -326,36 +347,55 @@ class RequestSessions:
 
     async def save(self) -> None:
         """Write what changed now, so a `StorageError` or `SessionConflict`
-        reaches the handler; otherwise it happens at response start."""
-        if self._states:
-            for m, st in self._states.items():
-                if m.storage is not None:
-                    await self._save_server(m, st)
+        reaches the handler; otherwise it happens at response start.
+
+        A mapping whose save failed is not written again at response start.
+        """
+        await self._save_all()
 
     # -- response start ---------------------------------------------------------------
 
-    async def _commit(self) -> list[Header]:
-        """Write the changed sessions and return the headers to add to the response."""
-        headers: list[Header] = []
+    async def _save_all(self) -> None:
         if not self._states:
-            return headers
-        vary: list[str] = []
-        for m, st in self._states.items():
-            vary.append("Cookie" if m.transport == "cookie" else m.name)
-            if m.storage is None:
-                self._commit_stateless(m, st, headers)
-            else:
-                await self._commit_server(m, st, headers)
-        headers.append((b"vary", ", ".join(dict.fromkeys(vary)).encode("latin-1")))
+            return
+        server = [(m, st) for m, st in self._states.items() if m.storage is not None and not st.failed]
+        # every write first, then the invalidations: a failed write must not have ended a session
+        for m, st in server:
+            try:
+                await self._save_server(m, st)
+            except BaseException:
+                st.failed = True
+                raise
+        for m, st in server:
+            await self._drop(m, st)
+
+    async def _commit(self, status: int = 200) -> list[Header]:
+        """Write the changed sessions and return the headers to add to the response.
+
+        A server error response (5xx) writes nothing: a failed handler's half-done
+        change is not kept.
+        """
+        if not self._states:
+            return []
+        vary = ", ".join(dict.fromkeys("Cookie" if m.transport == "cookie" else m.name for m in self._states))
+        headers: list[Header] = []
+        if status < 500:
+            await self._save_all()
+            for m, st in self._states.items():
+                if st.failed:
+                    continue
+                if m.storage is None:
+                    self._commit_stateless(m, st, headers)
+                else:
+                    await self._commit_server(m, st, headers)
+        headers.append((b"vary", vary.encode("latin-1")))
         return headers
 
     def _changed(self, m: Mapping[Any], st: _State) -> bool:
-        if st.value is not None and not st.dirty:
-            try:
-                data = m.serializer.encode(st.value)
-            except SerializationError:
-                return False
-            if data != st.data:  # the handler changed the value in place
+        """Whether the session must be written; values changed in place count too."""
+        if st.value is not None:
+            data = m.serializer.encode(st.value)
+            if data != st.data:
                 st.data, st.dirty = data, True
         return st.dirty
 
@@ -373,11 +413,11 @@ class RequestSessions:
         if not st.found and not st.dirty:
             return
         now = self._sessions.clock()
-        last_sent = st.expires - m.max_age if st.expires and m.max_age else now
-        if (
-            not (self._changed(m, st) or st.reissue or st.regen or self._stale(m, last_sent, now))
-            or st.data is None
-        ):
+        stale = False
+        if st.found and st.expires and m.max_age is not None:
+            capped = m.max_lifetime is not None and st.expires >= st.created + m.max_lifetime - 1
+            stale = not capped and self._stale(m, st.expires - m.max_age, now)
+        if not (self._changed(m, st) or st.reissue or st.regen or stale) or st.data is None:
             return
         if st.sealed is not None and st.sealed[0] == st.data:
             text, lifetime = st.sealed[2], st.sealed[3]
@@ -387,25 +427,38 @@ class RequestSessions:
         headers.append(self._send(m, text, lifetime, now))
 
     async def _save_server(self, m: Mapping[Any], st: _State) -> None:
-        storage = m.storage
-        assert storage is not None
         if not st.loaded and (st.regen or st.dirty):
             # the ID in the request is only kept if storage knows it (never adopt one)
-            value, data = st.value, st.data
             await self._load_server(m, st)
-            if st.dirty:
-                st.value, st.data = value, data
         if st.regen:
             st.regen = False
             if st.found and st.id is not None:
+                if m.detect_conflicts:
+                    await self._confirm_unchanged(m, st)
                 st.dead_ids.append(st.id)
                 st.id, st.dirty = None, True
         if self._changed(m, st) and st.data is not None:
             await self._write(m, st)
-        # after the write: a failed write must not have destroyed the old session
-        while st.dead_ids:
-            dead = st.dead_ids.pop()
-            await m.call_storage("invalidate", dead)
+
+    async def _confirm_unchanged(self, m: Mapping[Any], st: _State) -> None:
+        """Compare-and-set the entry onto itself: it fails if another request changed it."""
+        assert st.id is not None
+        ttl = m.lifetime(st.created, self._sessions.clock())
+        if not await m.call_storage("write_if", st.id, st.raw, ttl, expected=st.raw):
+            raise SessionConflict(
+                f"session {m.name!r} changed in another request since this one read it; "
+                "read it again and retry"
+            )
+
+    async def _drop(self, m: Mapping[Any], st: _State) -> None:
+        while st.dead_ids:  # ended by the handler: a failure must be seen
+            await m.call_storage("invalidate", st.dead_ids.pop())
+        while st.stale_ids:  # unusable leftovers: storage expiry gets them anyway
+            stale = st.stale_ids.pop()
+            try:
+                await m.call_storage("invalidate", stale)
+            except StorageError:
+                log.warning("%s %r: could not drop an unusable entry", m.transport, m.name, exc_info=True)
 
     async def _write(self, m: Mapping[Any], st: _State) -> None:
         assert st.data is not None
@@ -414,22 +467,29 @@ class RequestSessions:
         session_id = m.new_id() if st.id is None else st.id
         created = now if fresh else st.created
         ttl = m.lifetime(created, now)
-        record = pack_record(created, st.data)
+        record = pack_record(m.name, created, st.data)
         if m.detect_conflicts:
             expected = None if fresh else st.raw
-            won = await m.call_storage("write_if", session_id, record, ttl, expected=expected)
-            if not won:
+            if not await m.call_storage("write_if", session_id, record, ttl, expected=expected):
                 raise SessionConflict(
                     f"session {m.name!r} changed in another request since this one read it; "
                     "read it again and retry"
                 )
+        elif not fresh and m.compare_and_set:
+            # deletion wins: a request still running must not bring back a session that
+            # another request ended (logout, regenerate) since this one read it
+            if not await m.call_storage("write_if", session_id, record, ttl, expected=st.raw):
+                if await m.call_storage("read", session_id) is None:
+                    log.debug("%s %r: ended by another request; not written", m.transport, m.name)
+                    st.id, st.raw, st.found, st.dirty, st.cleared = None, None, False, False, True
+                    return
+                await m.call_storage("write", session_id, record, ttl)  # last writer wins
         else:
             await m.call_storage("write", session_id, record, ttl)
         st.id, st.raw, st.created, st.found, st.dirty = session_id, record, created, True, False
         st.sealed = (st.data, created, m.seal_id(session_id), ttl)
 
     async def _commit_server(self, m: Mapping[Any], st: _State, headers: list[Header]) -> None:
-        await self._save_server(m, st)
         now = self._sessions.clock()
         if st.sealed is not None and st.id is not None:  # written in this request
             headers.append(self._send(m, f"{st.sealed[2]}.{int(now)}", st.sealed[3], now))
@@ -441,7 +501,13 @@ class RequestSessions:
             if touch or st.reissue:
                 session_id, ttl = st.id, m.lifetime(st.created, now)
                 if touch:
-                    await m.call_storage("touch", session_id, ttl)
+                    try:
+                        await m.call_storage("touch", session_id, ttl)
+                    except StorageError:
+                        if m.on_storage_error == "raise":
+                            raise
+                        log.warning("%s %r: touch failed", m.transport, m.name, exc_info=True)
+                        return
                 headers.append(self._send(m, f"{m.seal_id(session_id)}.{int(now)}", ttl, now))
 
     def _send(self, m: Mapping[Any], text: str, lifetime: float | None, now: float) -> Header:
@@ -455,6 +521,11 @@ class RequestSessions:
             return (m.header_key, b"")
         secure = m.attributes.wants_secure(self._scheme, lambda: _host(self._headers, self._server))
         return (b"set-cookie", m.attributes.delete_cookie(secure))
+
+
+def _is_class(type_: Any) -> bool:
+    """Whether ``isinstance`` can check a value against the session type."""
+    return isinstance(type_, type) and type_ is not dict and not typing.is_typeddict(type_)
 
 
 def _host(headers: Any, server: Any) -> str:
