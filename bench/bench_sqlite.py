@@ -5,9 +5,10 @@ one aiosqlite connection with the same pragmas. SQLiteStorage: ``read`` then ``w
 middleware: the same through ``satchel.SessionMiddleware`` (a cookie in, the session
 decoded, changed, encoded and stored, a Set-Cookie out), called as an ASGI app.
 
-They run interleaved, round after round, in one process; the figure is the median over
-rounds of microseconds per request, at 1 and 50 concurrent tasks, with 10^5 and 10^6
-sessions stored.
+They run interleaved, round after round, in one process, each round on a fresh
+connection; the figures are the median over rounds of microseconds per request and of
+the ratio to the floor's time in the same round, at 1 and 50 concurrent tasks, with 10^5
+and 10^6 sessions stored.
 
     .venv/bin/python bench/bench_sqlite.py                  # both sizes (a few minutes)
     .venv/bin/python bench/bench_sqlite.py --sizes 100000 --requests 4000
@@ -221,13 +222,11 @@ async def bench_size(size: int, requests: int, rounds: int, directory: str) -> N
     await Storage.create(storage_path, ids)
     await Middleware.create(middleware_path, ids)
     print(f"\n{size:,} sessions stored (setup {time.perf_counter() - t0:.1f}s)")
-    impls: dict[str, Any] = {
-        "floor": Floor(floor_path),
-        "SQLiteStorage": Storage(storage_path),
-        "middleware": Middleware(middleware_path),
+    impls: dict[str, tuple[Any, str]] = {
+        "floor": (Floor, floor_path),
+        "SQLiteStorage": (Storage, storage_path),
+        "middleware": (Middleware, middleware_path),
     }
-    for impl in impls.values():
-        await impl.open()
     rng = random.Random(1)
     for tasks in (1, 50):
         figures: dict[str, list[float]] = {name: [] for name in impls}
@@ -236,13 +235,22 @@ async def bench_size(size: int, requests: int, rounds: int, directory: str) -> N
             sample = rng.sample(ids, requests)
             # each round starts with the next implementation, so none always goes first
             for name in names[round % len(names) :] + names[: round % len(names)]:
-                figures[name].append(await run(impls[name].request, sample, tasks))
-        floor = statistics.median(figures["floor"])
+                # a fresh connection (and driver thread) per round: where the OS places a
+                # thread sways a run by up to 2x, and must not favour one contender
+                cls, path = impls[name]
+                impl = cls(path)
+                await impl.open()
+                await run(impl.request, sample[:50], 1)  # warm up
+                figures[name].append(await run(impl.request, sample, tasks))
+                await impl.close()
         for name, values in figures.items():
             us = statistics.median(values)
-            print(f"  {tasks:>2} task(s)  {name:<14} {us:7.1f} us/request  {us / floor:5.2f}x floor")
-    for impl in impls.values():
-        await impl.close()
+            ratios = sorted(v / f for v, f in zip(values, figures["floor"], strict=True))
+            print(
+                f"  {tasks:>2} task(s)  {name:<14} {us:7.1f} us/request  "
+                f"{statistics.median(ratios):5.2f}x floor "
+                f"(rounds {ratios[0]:.2f}-{ratios[-1]:.2f})"
+            )
     for path in (floor_path, storage_path, middleware_path):
         for suffix in ("", "-wal", "-shm"):
             Path(path + suffix).unlink(missing_ok=True)  # noqa: ASYNC240 - between timed runs
@@ -251,8 +259,8 @@ async def bench_size(size: int, requests: int, rounds: int, directory: str) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--requests", type=int, default=5000, help="requests per round")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=4000, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     print(
         f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "

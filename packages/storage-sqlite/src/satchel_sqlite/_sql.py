@@ -10,8 +10,11 @@ statement can land inside a transaction opened here.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import time
+from collections.abc import Callable
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -24,6 +27,8 @@ __all__ = [
     "invalidate",
     "purge_batch",
 ]
+
+log = logging.getLogger("satchel.sqlite")
 
 SCHEMA_VERSION = 1
 MIN_SQLITE = (3, 24, 0)
@@ -112,15 +117,50 @@ def connect(path: str, timeout: float, synchronous: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
         db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        # WAL: readers never wait for the writer, and a killed writer leaves no torn page.
-        db.execute("PRAGMA journal_mode = WAL").fetchone()
-        # NORMAL in WAL loses nothing when a process dies; FULL also fsyncs every commit.
-        db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-        _migrate(db)
+        _patiently(db, timeout, _setup, synchronous)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _setup(db: sqlite3.Connection, synchronous: str) -> None:
+    # WAL: readers never wait for the writer, and a killed writer leaves no torn page.
+    (mode,) = db.execute("PRAGMA journal_mode").fetchone()
+    if mode != "wal":
+        (mode,) = db.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode not in ("wal", "memory"):
+            log.warning(
+                "a SQLite file stays in journal mode %r (its file system refused WAL): "
+                "readers will wait for writers; move the file to a local disk",
+                mode,
+            )
+    # NORMAL in WAL loses nothing when a process dies; FULL also fsyncs every commit.
+    db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    _migrate(db)
+
+
+def _patiently(
+    db: sqlite3.Connection, timeout: float, step: Callable[[sqlite3.Connection, str], None], arg: str
+) -> None:
+    """Run ``step``, retrying while another process holds the lock, for up to ``timeout``.
+
+    Switching a file to WAL, and reading it while another process converts or recovers
+    it, can report the file locked without waiting on busy_timeout: several workers
+    opening one fresh file at once do exactly that.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.002
+    while True:
+        try:
+            step(db, arg)
+            return
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if ("locked" not in message and "busy" not in message) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
