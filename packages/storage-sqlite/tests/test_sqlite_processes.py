@@ -77,3 +77,35 @@ def test_sigkill_mid_write_loses_no_acknowledged_write(tmp_path: Path) -> None:
     assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}"
     for id in acknowledged:
         assert stored[id] == id.encode() * (20_000 // len(id))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX")
+def test_worker_forked_after_first_use_opens_its_own_connection(tmp_path: Path) -> None:
+    """A pre-forking server that touched the storage before forking: the child still works."""
+    script = f"""
+import asyncio, os, sys
+from satchel_sqlite import SQLiteStorage
+storage = SQLiteStorage({str(tmp_path / "fork.db")!r})
+asyncio.run(storage.write("parent", b"p", None))
+pid = os.fork()
+if pid == 0:
+    async def child():
+        assert await storage.read("parent") == b"p"
+        await storage.write("child", b"c", None)
+        await storage.aclose()
+    asyncio.run(child())
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+async def parent():
+    assert await storage.read("child") == b"c"
+    await storage.aclose()
+asyncio.run(parent())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr

@@ -64,6 +64,7 @@ class SQLiteStorage:
         self._clock = clock
         self._handle: tuple[aiosqlite.Connection, sqlite3.Connection] | None = None
         self._opening: asyncio.Lock | None = None
+        self._pid = os.getpid()
         self._closed = False
         self._writes = 0
         self.capabilities = StorageCapabilities(
@@ -139,9 +140,19 @@ class SQLiteStorage:
             self._handle = (conn, db)
             return self._handle
 
+    def _forget_parent(self) -> None:
+        # A worker forked after the parent used this storage inherits a connection whose
+        # thread did not come along. It opens its own; the parent's is left to the parent
+        # (SQLite forbids using or closing a connection across fork).
+        self._pid = os.getpid()
+        self._handle = None
+        self._opening = None
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         handle = self._handle
-        if handle is None:
+        if handle is None or self._pid != os.getpid():
+            if self._pid != os.getpid():
+                self._forget_parent()
             handle = await self._open()
         conn, db = handle
         try:
@@ -221,7 +232,7 @@ class SQLiteStorage:
         """Close the connection; calling it twice is not an error."""
         self._closed = True
         handle, self._handle = self._handle, None
-        if handle is not None:
+        if handle is not None and self._pid == os.getpid():
             try:
                 await handle[0].close()
             except sqlite3.Error as exc:
