@@ -34,7 +34,6 @@ from typing import Any
 import aiosqlite
 import msgspec
 import satchel
-from satchel._codec import pack_record  # the record the middleware stores; bench only
 from satchel_sqlite import SQLiteStorage
 
 VALUE = b"x" * 120  # a small login session, as serialized and signed
@@ -134,21 +133,22 @@ class Login(msgspec.Struct):
     visits: int = 0
 
 
-# as the middleware stores it: the default serializer's bytes in satchel's record
-LOGIN = pack_record(
-    time.time(),
-    satchel.Sessions(satchel.cookie(Login, "SID", storage=satchel.MemoryStorage()))
-    .mapping(Login)
-    .serializer.encode(Login(user="u" * 80)),
-)
-
-
 async def _receive() -> dict[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
 async def _send(message: Any) -> None:
     pass
+
+
+async def first_visit(scope: Any, receive: Any, send: Any) -> None:
+    satchel.sessions_of(scope).set(Login(user="u" * 80))
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def mapping(storage: SQLiteStorage) -> satchel.Sessions:
+    return satchel.Sessions(satchel.cookie(Login, "SID", storage=storage, max_age=TTL))
 
 
 async def handler(scope: Any, receive: Any, send: Any) -> None:
@@ -166,20 +166,26 @@ class Middleware:
 
     def __init__(self, path: str) -> None:
         self.storage = SQLiteStorage(path)
-        sessions = satchel.Sessions(satchel.cookie(Login, "SID", storage=self.storage, max_age=TTL))
-        self.app = satchel.SessionMiddleware(handler, sessions)
+        self.app = satchel.SessionMiddleware(handler, mapping(self.storage))
 
     @staticmethod
     async def create(path: str, ids: list[str]) -> None:
+        # One real first visit through the middleware stores one record; every bench
+        # session gets a copy of those bytes (the record does not hold its own ID).
         storage = SQLiteStorage(path)
-        await storage.read("schema")
+        scope = {"type": "http", "method": "GET", "path": "/", "scheme": "https", "headers": []}
+        await satchel.SessionMiddleware(first_visit, mapping(storage))(scope, _receive, _send)
         await storage.aclose()
+        with sqlite3.connect(path) as db:
+            ((record,),) = db.execute("SELECT data FROM satchel_sessions").fetchall()
+            db.execute("DELETE FROM satchel_sessions")
+        db.close()
         expiry = time.time() + 86400
         fill(
             path,
             "satchel_sessions",
             "(namespace, id, data, expires_at, purge_after) VALUES ('', ?, ?, ?, ?)",
-            ((i, LOGIN, expiry, expiry + 300) for i in ids),
+            ((i, record, expiry, expiry + 300) for i in ids),
         )
 
     async def open(self) -> None:
