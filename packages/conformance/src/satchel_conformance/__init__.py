@@ -4,8 +4,8 @@ Two ways in, one suite:
 
 - ``satchel conformance URL`` (or ``pytest --pyargs satchel_conformance
   --satchel-storage-url=URL``) runs every storage check against a storage opened from a URL;
-- a test module subclasses :class:`StorageContract` (or :class:`SerializerContract`,
-  :class:`TransformerContract`) and provides the fixtures it documents.
+- a test module subclasses `StorageContract` (or `SerializerContract`,
+  `TransformerContract`) and provides the fixtures it documents.
 
 The names below load on first use, so the pytest plugin this package registers costs a
 test run that does not use it nothing.

@@ -60,7 +60,7 @@ def _run(examples: int, strategy: st.SearchStrategy[Any], check: Callable[[Any],
 
 
 class SerializerContract(Contract, kit=True):
-    """The conformance checks for a :class:`satchel.Serializer`; subclass it in a test module.
+    """The conformance checks for a `satchel.Serializer`; subclass it in a test module.
 
     Fixtures the subclass provides:
 
@@ -130,7 +130,7 @@ def _refused(transformer: satchel.Transformer, data: bytes, what: str) -> None:
 
 
 class TransformerContract(Contract, kit=True):
-    """The conformance checks for a :class:`satchel.Transformer`; subclass it in a test module.
+    """The conformance checks for a `satchel.Transformer`; subclass it in a test module.
 
     Fixtures the subclass provides:
 
@@ -140,7 +140,7 @@ class TransformerContract(Contract, kit=True):
         One of the same kind with another key: what it produces must be refused.
     ``rotation`` (optional) -> ``(old, new)``
         Two transformers where ``new`` keeps ``old``'s key as a fallback: a value from
-        ``old`` must open under ``new`` as :class:`satchel.Reissue`.
+        ``old`` must open under ``new`` as `satchel.Reissue`.
 
     ``integrity`` (class attribute, default ``True``): whether the transformer claims to
     detect any change. A transformer that does not (a compressor) sets it to ``False``,

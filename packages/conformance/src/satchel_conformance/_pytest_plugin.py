@@ -4,7 +4,7 @@ Loaded into every pytest run where satchel-conformance is installed, so it impor
 nothing heavy (not satchel, not hypothesis) and changes nothing by itself. It:
 
 - adds the ``--satchel-storage-url``, ``--satchel-ttl`` and ``--satchel-tolerance`` options;
-- exposes the server fixtures of :mod:`satchel_conformance.servers.fixtures`;
+- exposes the server fixtures of `satchel_conformance.servers.fixtures`;
 - leaves the URL-mode module out of collection unless a storage URL was given;
 - closes a run that ran contract checks with a "satchel conformance" summary: per class
   the tally, then each check skipped (with why), expected to fail (with why) or failed

@@ -13,7 +13,7 @@ A backend's test module::
             await storage.aclose()
 
 Optional fixtures widen what is checked (each missing one skips its checks by name):
-``reopen``, ``other_namespace``, ``raw_read``, ``raw_write``. See :class:`StorageContract`.
+``reopen``, ``other_namespace``, ``raw_read``, ``raw_write``. See `StorageContract`.
 """
 
 from __future__ import annotations
@@ -105,26 +105,26 @@ def _label(data: bytes | None) -> str:
 
 
 class StorageContract(Contract, kit=True):
-    """The conformance checks for a :class:`satchel.SessionStorage`; subclass it in a test module.
+    """The conformance checks for a `satchel.SessionStorage`; subclass it in a test module.
 
     Fixtures the subclass provides:
 
     ``storage`` (required)
         A fresh, empty storage. May be an async (generator) fixture; it should close the
         storage at teardown (``aclose`` is idempotent, some checks close it first).
-    ``reopen`` (optional) -> :data:`Reopen`
+    ``reopen`` (optional) -> `Reopen`
         An async callable that opens the same data again (same URL, same namespace). The
         persistence check calls it after ``await storage.aclose()`` and closes what it
         returns. Without it, a storage that declares ``persistent=True`` skips that check.
     ``other_namespace`` (optional) -> ``SessionStorage``
         A storage on the same backend in another namespace, for the isolation check.
-    ``raw_read`` / ``raw_write`` (optional) -> :data:`RawRead` / :data:`RawWrite`
+    ``raw_read`` / ``raw_write`` (optional) -> `RawRead` / `RawWrite`
         Read and write the backend directly, bypassing the storage class, so the kit can
         check what was really persisted and that ``read`` sees what the backend holds.
 
     What varies between backends is read from ``satchel.capabilities_of(storage)``:
     ``persistent``, ``max_value_size`` and ``event_loops``. A storage that offers
-    ``write_if`` (:class:`satchel.CompareAndSet`) gets the compare-and-set checks.
+    ``write_if`` (`satchel.CompareAndSet`) gets the compare-and-set checks.
 
     Class attributes a subclass may set (command-line options override them):
 

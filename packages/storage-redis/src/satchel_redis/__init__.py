@@ -1,7 +1,8 @@
 """satchel-redis: session storage in Redis (or Valkey): standalone, Sentinel and Cluster.
 
->>> import satchel
->>> storage = satchel.open_storage("redis://127.0.0.1:6379/0?namespace=shop")
+Examples:
+    >>> import satchel
+    >>> storage = satchel.open_storage("redis://127.0.0.1:6379/0?namespace=shop")
 
 The plugin registers the schemes ``redis``, ``rediss``, ``unix``, ``redis+sentinel``
 and ``redis+cluster``; redis-py is imported when a storage is first opened.

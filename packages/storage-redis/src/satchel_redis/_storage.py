@@ -283,10 +283,11 @@ def _refuse_query(scheme: str, query: dict[str, str]) -> None:
 class RedisStorage(_RedisBase):
     """Sessions in a standalone Redis (or Valkey) server, or a Sentinel-managed master.
 
-    >>> storage = RedisStorage.from_url("redis://127.0.0.1:6379/0?namespace=shop")
+    Examples:
+        >>> storage = RedisStorage.from_url("redis://127.0.0.1:6379/0?namespace=shop")
 
     Or give it a ``redis.asyncio.Redis`` client you made yourself; it is left open by
-    :meth:`aclose`. Values are stored as they are under ``satchel:[namespace:]{id}``.
+    `aclose`. Values are stored as they are under ``satchel:[namespace:]{id}``.
     """
 
     def __init__(
@@ -383,10 +384,11 @@ class RedisStorage(_RedisBase):
 class RedisClusterStorage(_RedisBase):
     """Sessions in a Redis Cluster; every key of a session lives in one slot.
 
-    >>> storage = RedisClusterStorage.from_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7000")
+    Examples:
+        >>> storage = RedisClusterStorage.from_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7000")
 
     Or give it a ``redis.asyncio.RedisCluster`` you made yourself; it is left open by
-    :meth:`aclose`.
+    `aclose`.
     """
 
     def __init__(
@@ -404,7 +406,7 @@ class RedisClusterStorage(_RedisBase):
     def from_url(cls, url: str, **options: Any) -> RedisClusterStorage:
         """Open ``redis+cluster://host:port[,host:port...]``: any reachable nodes will do.
 
-        Takes the same options as :meth:`RedisStorage.from_url`; ``max_connections``
+        Takes the same options as `RedisStorage.from_url`; ``max_connections``
         is per node.
         """
         stripped, opts = split_options(url, options)

@@ -1,12 +1,14 @@
 """satchel-sqlite: server-side sessions in one SQLite file, safe under several workers.
 
->>> import satchel
->>> storage = satchel.open_storage("sqlite:///sessions.db")   # doctest: +SKIP
+Examples:
+    >>> import satchel
+    >>> storage = satchel.open_storage("sqlite:///sessions.db")   # doctest: +SKIP
 
 or directly:
 
->>> from satchel_sqlite import SQLiteStorage
->>> storage = SQLiteStorage("sessions.db", namespace="shop")   # doctest: +SKIP
+Examples:
+    >>> from satchel_sqlite import SQLiteStorage
+    >>> storage = SQLiteStorage("sessions.db", namespace="shop")   # doctest: +SKIP
 """
 
 from ._storage import SQLiteStorage

@@ -41,11 +41,12 @@ class SQLiteStorage:
     the process (the default, ``"normal"``).
 
     The file is opened, switched to WAL and given its schema on first use; aiosqlite is
-    imported then. Failures raise :class:`satchel.StorageError` with SQLite's error
+    imported then. Failures raise `satchel.StorageError` with SQLite's error
     chained.
 
-    >>> storage = SQLiteStorage("sessions.db", namespace="shop")   # doctest: +SKIP
-    >>> await storage.write(session_id, b"...", ttl=3600)            # doctest: +SKIP
+    Examples:
+        >>> storage = SQLiteStorage("sessions.db", namespace="shop")   # doctest: +SKIP
+        >>> await storage.write(session_id, b"...", ttl=3600)            # doctest: +SKIP
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class SQLiteStorage:
         ``sqlite://:memory:``; ``?namespace=``, ``?timeout=`` and ``?synchronous=`` may
         also be given as keyword options (which win).
 
-        A malformed URL or option raises :class:`satchel.ConfigError` here, before any I/O.
+        A malformed URL or option raises `satchel.ConfigError` here, before any I/O.
         """
         clock = options.pop("clock", time.time)
         if not callable(clock):

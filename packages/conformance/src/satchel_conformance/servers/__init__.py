@@ -1,8 +1,8 @@
 """Find a server for tests: env URL, then a binary on PATH, then testcontainers, else skip.
 
 Each finder is a context manager taking a scratch directory; it yields a URL, or raises
-:class:`Unavailable` whose message says which of the three to provide. The pytest
-fixtures in :mod:`satchel_conformance.servers.fixtures` turn that into a skip with the
+`Unavailable` whose message says which of the three to provide. The pytest
+fixtures in `satchel_conformance.servers.fixtures` turn that into a skip with the
 same message. Only the standard library is imported here.
 """
 

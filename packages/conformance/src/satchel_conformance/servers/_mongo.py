@@ -31,7 +31,7 @@ _HOW = (
 
 @contextlib.contextmanager
 def mongodb(workdir: Path) -> Iterator[str]:
-    """Yield a ``mongodb://`` URL, or raise :class:`Unavailable` naming the three ways."""
+    """Yield a ``mongodb://`` URL, or raise `Unavailable` naming the three ways."""
     url = os.environ.get(ENV)
     if url:
         yield url
