@@ -23,8 +23,6 @@ import random
 import secrets
 import statistics
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import version
 from pathlib import Path
@@ -38,7 +36,7 @@ from satchel_mongo import _documents as doc
 VALUE = b"x" * 120  # a small login session, as serialized and signed
 TTL = 3600.0
 COLLECTION = "bench_sessions"
-Request = Callable[[str], Awaitable[None]]
+from _harness import run  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
 class Floor:
@@ -92,19 +90,6 @@ class Storage:
     async def close(self) -> None:
         await self.storage.aclose()
         await self.raw.close()
-
-
-async def run(request: Request, ids: list[str], tasks: int) -> float:
-    """Microseconds per request for ``ids`` spread over ``tasks`` concurrent tasks."""
-    chunks = [ids[i::tasks] for i in range(tasks)]
-
-    async def worker(chunk: list[str]) -> None:
-        for id in chunk:
-            await request(id)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(chunk) for chunk in chunks))
-    return (time.perf_counter() - start) / len(ids) * 1e6
 
 
 async def bench(url: str, size: int, requests: int, rounds: int) -> None:

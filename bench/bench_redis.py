@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from starsessions.stores.redis import RedisStore
 
 VALUE = b"x" * 120  # a small login session, as serialized and signed
 TTL = 3600
-Request = Callable[[str], Awaitable[None]]
+from _harness import Request, run  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
 def session_ids(count: int) -> list[str]:
@@ -191,19 +190,6 @@ async def _fill(client: Any, keys: Any, value: bytes) -> None:
         for key in keys:
             pipe.set(key, value, ex=TTL * 24)
         await pipe.execute()
-
-
-async def run(request: Request, ids: list[str], tasks: int) -> float:
-    """Microseconds per request for ``ids`` spread over ``tasks`` concurrent tasks."""
-    chunks = [ids[i::tasks] for i in range(tasks)]
-
-    async def worker(chunk: list[str]) -> None:
-        for id in chunk:
-            await request(id)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(chunk) for chunk in chunks))
-    return (time.perf_counter() - start) / len(ids) * 1e6
 
 
 async def commands_per_request(admin: Redis, request: Request, ids: list[str]) -> float:

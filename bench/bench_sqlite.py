@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from satchel_sqlite import SQLiteStorage
 
 VALUE = b"x" * 120  # a small login session, as serialized and signed
 TTL = 3600.0
-Request = Callable[[str], Awaitable[None]]
+from _harness import run  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
 def session_ids(count: int) -> list[str]:
@@ -203,19 +202,6 @@ class Middleware:
 
     async def close(self) -> None:
         await self.storage.aclose()
-
-
-async def run(request: Request, ids: list[str], tasks: int) -> float:
-    """Microseconds per request for ``ids`` spread over ``tasks`` concurrent tasks."""
-    chunks = [ids[i::tasks] for i in range(tasks)]
-
-    async def worker(chunk: list[str]) -> None:
-        for id in chunk:
-            await request(id)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(chunk) for chunk in chunks))
-    return (time.perf_counter() - start) / len(ids) * 1e6
 
 
 async def bench_size(size: int, requests: int, rounds: int, directory: str) -> None:
