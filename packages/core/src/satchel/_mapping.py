@@ -97,6 +97,7 @@ class Mapping(Generic[T]):
         self.max_size = max_size
         self.attributes = attributes
         self.header_key = name.lower().encode("latin-1")
+        self.vary = "Cookie" if transport == "cookie" else name  # what a response that read it varies on
         self.serializer: Serializer[T] = _resolve_serializer(type, serializer)
         context = f"{transport}:{name}"
         bound: list[Transformer] = []

@@ -73,7 +73,7 @@ class Sessions:
             self._by_name[m.name] = m
             if m.transport == "header":
                 headers[m.name.lower()] = m
-        self._vary_cookie = any(m.transport == "cookie" for m in mappings)
+        self._server_side = any(m.storage is not None for m in mappings)
 
     def mapping(self, key: Key) -> Mapping[Any]:
         """The mapping for a session type or a name."""
@@ -270,7 +270,7 @@ class RequestSessions:
     async def get(self, key: str) -> object | None: ...
     async def get(self, key: Key) -> object | None:
         """The session of this type (or mapping name), or ``None`` when absent or invalid."""
-        m = self._sessions.mapping(key)
+        m = self._sessions._by_type.get(key) or self._sessions.mapping(key)
         st = self._state(m)
         if not st.loaded:
             if m.storage is None:
@@ -377,10 +377,11 @@ class RequestSessions:
         """
         if not self._states:
             return []
-        vary = ", ".join(dict.fromkeys("Cookie" if m.transport == "cookie" else m.name for m in self._states))
+        vary = ", ".join({m.vary: None for m in self._states})
         headers: list[Header] = []
         if status < 500:
-            await self._save_all()
+            if self._sessions._server_side:
+                await self._save_all()
             for m, st in self._states.items():
                 if st.failed:
                     continue
