@@ -12,7 +12,11 @@ the rest is raw or deflated; it is encrypted, so the wire does not show it.
 
 from __future__ import annotations
 
+import base64
+import itertools
+import math
 import os
+import re
 import zlib
 from collections.abc import Sequence
 
@@ -40,21 +44,48 @@ _DEFLATED = b"\x01"
 _WBITS = -15
 
 _MIN_DISTINCT = 8
+_MIN_KEY_BYTES = 32
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+")
 DEFAULT_MAX_INFLATED = 64 * 1024
 
 
 def _master(secret: str | bytes, what: str) -> bytes:
     key = as_key(secret, what=what)
-    # as_key checks the length; a placeholder such as "x" * 32 or "password" * 4 has the
-    # length and none of the randomness. Random keys of 32 bytes or more (and their hex or
-    # base64 spellings) have far more than 8 distinct byte values, so this refuses only
-    # keys nobody generated.
-    if len(set(key)) < _MIN_DISTINCT:
+    # as_key checks the length; a placeholder ("x" * 32, "ab" * 32, bytes(range(32))) or a
+    # passphrase has the length and too little of the randomness. Keys as `satchel keygen`
+    # prints them, and random bytes, pass every test below.
+    decoded = _decoded(secret) if isinstance(secret, str) else None
+    material = decoded if decoded is not None else key
+    distinct = len(set(material))
+    if distinct < _MIN_DISTINCT or len({b - a for a, b in itertools.pairwise(material)}) == 1:
         raise ConfigError(
-            f"{what} uses only {len(set(key))} distinct byte values; it looks like a "
-            "placeholder, not random bytes. Generate one with `satchel keygen`"
+            f"{what} uses only {distinct} distinct byte values or a plain sequence; it looks "
+            "like a placeholder, not random bytes. Generate one with `satchel keygen`"
+        )
+    if isinstance(secret, str) and decoded is None and len(key) * math.log2(distinct) < 8 * _MIN_KEY_BYTES:
+        raise ConfigError(
+            f"{what} looks like a passphrase ({len(key)} characters from {distinct} "
+            "different ones), not 32 random bytes; passphrases are refused. Use the "
+            "base64 or hex text `satchel keygen` prints, or pass the random bytes themselves"
         )
     return key
+
+
+def _decoded(text: str) -> bytes | None:
+    """The bytes ``text`` spells as hex or base64 (either alphabet), if at least 32."""
+    compact = text.strip().rstrip("=")
+    try:
+        if _HEX.fullmatch(compact):
+            raw = bytes.fromhex(compact)
+        elif _BASE64.fullmatch(compact):
+            standard = compact.replace("-", "+").replace("_", "/")
+            raw = base64.b64decode(standard + "=" * (-len(standard) % 4))
+        else:
+            return None
+    except ValueError:
+        return None
+    return raw if len(raw) >= _MIN_KEY_BYTES else None
 
 
 def _derive(master: bytes, label: bytes, context: bytes, length: int) -> bytes:
@@ -140,7 +171,8 @@ class Encrypt:
     def encode(self, data: bytes) -> bytes:
         """``data`` encrypted under the newest key, with a fresh nonce."""
         plaintext = _RAW + data
-        if self._compress:
+        # past the cap, decode would refuse to inflate it: such a value travels raw
+        if self._compress and len(data) <= self._max_inflated:
             deflater = zlib.compressobj(wbits=_WBITS)
             deflated = deflater.compress(data) + deflater.flush()
             if len(deflated) < len(data):
