@@ -79,13 +79,25 @@ class MongoStorage:
         self._errors = _driver_errors()
         self._client = client
         self._owns_client = _owns_client
+        from pymongo import ReadPreference
+
         try:
-            self._collection: AsyncCollection[Document] = client[database][collection]
+            # reads from the primary only: a lagging secondary could still hand out a
+            # session that a logout or regenerate just ended
+            self._collection: AsyncCollection[Document] = client[database].get_collection(
+                collection, read_preference=ReadPreference.PRIMARY
+            )
         except self._errors as exc:
             raise ConfigError(
                 f"cannot use {database}.{collection} for sessions ({exc}); "
                 "choose another database or collection name"
             ) from exc
+        if not self._collection.write_concern.acknowledged:
+            raise ConfigError(
+                f"the write concern {self._collection.write_concern.document} is unacknowledged "
+                "(w=0): session writes would succeed silently whatever the server did; "
+                "drop w=0 from the URL or the client options"
+            )
         self._namespace = doc.check_namespace(namespace)
         self._index_ready = not create_index
         self._index_lock = asyncio.Lock()
