@@ -7,6 +7,7 @@ Afterwards the IDs a check wrote are invalidated, so a persistent backend keeps 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 
@@ -15,19 +16,27 @@ import satchel
 from satchel import SessionStorage
 
 from satchel_conformance import Reopen, StorageContract
+from satchel_conformance._storage import written_ids
 
 
 def _namespace() -> str:
     return f"satchel-conformance-{secrets.token_hex(6)}"
 
 
-async def _forget(url: str, namespace: str, ids: list[str]) -> None:
+@contextlib.asynccontextmanager
+async def _opened(url: str, namespace: str, kit: StorageContract) -> AsyncIterator[SessionStorage]:
+    """The storage at ``url`` in ``namespace``; closed afterwards, and the check's IDs removed."""
     storage = satchel.open_storage(url, namespace=namespace)
     try:
-        for id in ids:
-            await storage.invalidate(id)
+        yield storage
     finally:
         await storage.aclose()
+        cleaner = satchel.open_storage(url, namespace=namespace)
+        try:
+            for id in written_ids(kit):
+                await cleaner.invalidate(id)
+        finally:
+            await cleaner.aclose()
 
 
 class TestStorageURL(StorageContract):
@@ -43,12 +52,8 @@ class TestStorageURL(StorageContract):
 
     @pytest.fixture
     async def storage(self, url: str, namespace: str) -> AsyncIterator[SessionStorage]:
-        storage = satchel.open_storage(url, namespace=namespace)
-        try:
+        async with _opened(url, namespace, self) as storage:
             yield storage
-        finally:
-            await storage.aclose()
-            await _forget(url, namespace, self.__dict__.get("used_ids", []))
 
     @pytest.fixture
     def reopen(self, url: str, namespace: str) -> Reopen:
@@ -59,10 +64,5 @@ class TestStorageURL(StorageContract):
 
     @pytest.fixture
     async def other_namespace(self, url: str) -> AsyncIterator[SessionStorage]:
-        namespace = _namespace()
-        storage = satchel.open_storage(url, namespace=namespace)
-        try:
+        async with _opened(url, _namespace(), self) as storage:
             yield storage
-        finally:
-            await storage.aclose()
-            await _forget(url, namespace, self.__dict__.get("used_ids", []))
