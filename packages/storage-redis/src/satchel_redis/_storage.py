@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import math
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs
 
 import anyio
 from satchel import ConfigError, StorageCapabilities, StorageError
 
-from ._urls import Options, parse_hosts, split_options
+from ._urls import OWN_OPTIONS, Options, parse_hosts, split_options
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
@@ -43,9 +45,11 @@ _CAPABILITIES = StorageCapabilities(
 
 # KEYS[1] session key. ARGV: [1] "1" when a value is expected, [2] the expected value,
 # [3] the new value, [4] expiry in ms ("" none, "0" already expired), [5] "1" when this
-# is a retry of a call whose reply was lost. A retry that finds its own value already
-# in place reports success instead of a false conflict; an entry deleted in between
-# stays deleted (deletion wins).
+# is a retry of a call whose reply was lost. Returns 1 written, 0 conflict, -1 refused.
+# A retry that finds its own value already in place reports success instead of a false
+# conflict. An entry deleted in between stays deleted (deletion wins): a retried update
+# finds no entry, so it conflicts; a retried insert that finds no entry cannot tell
+# "never ran" from "ran, then deleted", so it refuses rather than bring the entry back.
 _WRITE_IF = """
 local current = redis.call('GET', KEYS[1])
 local matches
@@ -54,6 +58,7 @@ if not matches then
   if ARGV[5] == '1' and current == ARGV[3] then return 1 end
   return 0
 end
+if ARGV[5] == '1' and ARGV[1] ~= '1' and ARGV[4] ~= '0' then return -1 end
 if ARGV[4] == '' then
   redis.call('SET', KEYS[1], ARGV[3])
 elseif ARGV[4] == '0' then
@@ -110,8 +115,51 @@ async def _ignore(error: Exception) -> None:
     pass
 
 
+def _keywords(cls: type) -> set[str] | None:
+    """The keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up the MRO as
+    redis-py's classes pass them on; ``None`` when it takes any."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names.update(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if all(p.kind is not p.VAR_KEYWORD for p in params):
+            return names - {"self"}
+    return None
+
+
+def _refuse_unknown(given: Iterable[str], target: type) -> None:
+    """A misspelt option fails here, at open, rather than as a TypeError at the first request."""
+    accepted = _keywords(target)
+    unknown = sorted(set(given) - accepted) if accepted is not None else []
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)}: not satchel's own ({', '.join(OWN_OPTIONS)}) "
+            f"and not taken by redis-py's {target.__name__}; check the spelling"
+        )
+
+
+def _refuse_unknown_in_pool(given: Iterable[str], pool: Any) -> None:
+    """Check the options of ``given`` that ``pool`` hands on to each new connection
+    (not the ones it consumed itself, nor the ones it adds)."""
+    _refuse_unknown(set(given) & pool.connection_kwargs.keys(), pool.connection_class)
+
+
+def _client_kwargs(opts: Options, **fixed: Any) -> dict[str, Any]:
+    """Keyword arguments for a client satchel opens: the caller's, then ``fixed``.
+
+    Retries are satchel's own (see `_RedisBase._run`). A caller's
+    ``decode_responses=True`` is kept so that `_RedisBase` refuses it.
+    """
+    return {"decode_responses": False, **opts.client_kwargs(), **fixed, "retry": _no_retry()}
+
+
 class _RedisBase:
     capabilities = _CAPABILITIES
+    # whether the client can hand a command a connection another task is resetting
+    _resets_under_commands = False
 
     def __init__(
         self,
@@ -127,6 +175,11 @@ class _RedisBase:
         from redis.exceptions import RedisError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
+        if client.get_encoder().decode_responses:
+            raise ConfigError(
+                "the Redis client decodes responses (decode_responses=True), but sessions "
+                "are bytes; give satchel a client made with decode_responses=False"
+            )
         self._client = client
         self._prefix = _key_prefix(namespace)
         self._timeout = timeout
@@ -182,16 +235,15 @@ class _RedisBase:
             ) from exc
 
     async def _attempt(self, op: Callable[[bool], Awaitable[T]], *, retrying: bool) -> T:
-        await self._prepare()
         try:
             return await op(retrying)
         except AttributeError as exc:
             # redis-py's cluster client can hand a command a connection that another
-            # task is resetting (its writer is None): a dropped connection, so retried
+            # task is resetting (its reader or writer is None): a dropped connection, so
+            # retried. Any other AttributeError is a bug and goes up as it is.
+            if not (self._resets_under_commands and exc.obj is None):
+                raise
             raise self._dropped(f"connection reset under the command: {exc}") from exc
-
-    async def _prepare(self) -> None:
-        """Anything the client needs once before its first command."""
 
     async def read(self, id: str) -> bytes | None:
         """The stored bytes (one GET), or ``None`` when absent or expired."""
@@ -221,17 +273,26 @@ class _RedisBase:
         """Write only if the stored value is ``expected`` (``None``: only if absent).
 
         One Lua script, atomic on the server, safe to send again after a lost reply.
+        An insert (``expected=None``) whose reply was lost and that finds no entry when
+        sent again raises `StorageError`: it may have been written and deleted since.
         """
         key, value = self.key(id), bytes(data)
         px = "" if ttl is None else str(_millis(ttl))
         has_expected = "0" if expected is None else "1"
         old = b"" if expected is None else bytes(expected)
 
-        async def compare_and_set(retrying: bool) -> bool:
+        async def compare_and_set(retrying: bool) -> int:
             args: list[bytes | str] = [has_expected, old, value, px, "1" if retrying else "0"]
-            return bool(await self._script(keys=[key], args=args))
+            return int(await self._script(keys=[key], args=args))
 
-        return await self._run("write_if", id, compare_and_set)
+        outcome = await self._run("write_if", id, compare_and_set)
+        if outcome < 0:
+            raise StorageError(
+                f"Redis lost the reply to the insert of session {id!r}, and whether it was "
+                "stored is unknown: sending it again could bring back a session deleted "
+                "since; start the session again"
+            )
+        return outcome == 1
 
     async def invalidate(self, id: str) -> None:
         """Delete ``id`` (one DEL); an absent id is not an error."""
@@ -261,23 +322,18 @@ class _RedisBase:
         if self._closed:
             return
         self._closed = True
-        if self._owns_client:
-            await self._client.aclose()
-        if self._on_close is not None:
-            await self._on_close()
+        try:
+            try:
+                if self._owns_client:
+                    await self._client.aclose()
+            finally:
+                if self._on_close is not None:
+                    await self._on_close()
+        except self._failures as exc:
+            raise StorageError(f"closing {self!r} failed: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(namespace={self.namespace!r})"
-
-
-def _refuse_query(scheme: str, query: dict[str, str]) -> None:
-    if query:
-        names = ", ".join(sorted(query))
-        raise ConfigError(
-            f"{scheme}:// URLs take only namespace, timeout, socket_timeout, "
-            f"socket_connect_timeout and max_connections in the query; pass {names} "
-            "as keyword arguments instead"
-        )
 
 
 class RedisStorage(_RedisBase):
@@ -326,13 +382,17 @@ class RedisStorage(_RedisBase):
             return cls._sentinel(stripped, opts)
         from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 
-        kwargs = {"retry": _no_retry(), "decode_responses": False, **opts.client_kwargs()}
-        if opts.max_connections is None:
-            pool = ConnectionPool.from_url(stripped, **kwargs)
-        else:
-            # a bounded pool waits for a free connection (within the timeout) instead of
-            # failing with "Too many connections" under a burst of requests
-            pool = BlockingConnectionPool.from_url(stripped, timeout=opts.timeout, **kwargs)
+        kwargs = _client_kwargs(opts)
+        try:
+            if opts.max_connections is None:
+                pool = ConnectionPool.from_url(stripped, **kwargs)
+            else:
+                # a bounded pool waits for a free connection (within the timeout) instead
+                # of failing with "Too many connections" under a burst of requests
+                pool = BlockingConnectionPool.from_url(stripped, timeout=opts.timeout, **kwargs)
+        except ValueError as exc:
+            raise ConfigError(f"redis-py cannot use this URL or its options: {exc}") from exc
+        _refuse_unknown_in_pool([*kwargs, *parse_qs(stripped.partition("?")[2])], pool)
         return cls(
             Redis.from_pool(pool),
             namespace=opts.namespace,
@@ -343,29 +403,26 @@ class RedisStorage(_RedisBase):
 
     @classmethod
     def _sentinel(cls, url: str, opts: Options) -> RedisStorage:
+        from redis.asyncio import Redis
         from redis.asyncio.sentinel import Sentinel
 
         parsed = parse_hosts(url, default_port=26379)
-        _refuse_query("redis+sentinel", parsed.query)
         if not parsed.path:
             raise ConfigError(
                 "redis+sentinel:// URL needs the service name as its path, e.g. "
                 "redis+sentinel://127.0.0.1:26379/mymaster/0"
             )
-        service, db = parsed.path[0], parsed.path[1] if len(parsed.path) > 1 else "0"
-        kwargs = opts.client_kwargs()
+        # split_options has checked that the db, when given, is a number
+        service, db = parsed.path[0], int(parsed.path[1]) if len(parsed.path) > 1 else 0
+        kwargs = _client_kwargs(opts, db=db, **parsed.credentials())
+        # the URL's credentials are the master's; the sentinels' go in sentinel_kwargs
         sentinel_kwargs = kwargs.pop("sentinel_kwargs", None) or {
             k: v for k, v in kwargs.items() if k.startswith("socket_")
         }
+        _refuse_unknown(sentinel_kwargs, Redis)
         sentinel = Sentinel(parsed.hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
-        kwargs.update(
-            db=int(db),
-            username=parsed.username,
-            password=parsed.password,
-            retry=_no_retry(),
-            decode_responses=False,
-        )
         client = sentinel.master_for(service, **kwargs)
+        _refuse_unknown_in_pool(kwargs, client.connection_pool)
 
         async def close_sentinels() -> None:
             for watcher in sentinel.sentinels:
@@ -391,6 +448,8 @@ class RedisClusterStorage(_RedisBase):
     `aclose`.
     """
 
+    _resets_under_commands = True
+
     def __init__(
         self,
         client: RedisCluster,
@@ -415,15 +474,9 @@ class RedisClusterStorage(_RedisBase):
         from redis.asyncio.cluster import ClusterNode, RedisCluster
 
         parsed = parse_hosts(stripped, default_port=6379)
-        _refuse_query("redis+cluster", parsed.query)
-        kwargs = opts.client_kwargs()
-        kwargs.update(
-            startup_nodes=[ClusterNode(host, port) for host, port in parsed.hosts],
-            username=parsed.username,
-            password=parsed.password,
-            retry=_no_retry(),
-            decode_responses=False,
-        )
+        nodes = [ClusterNode(host, port) for host, port in parsed.hosts]
+        kwargs = _client_kwargs(opts, startup_nodes=nodes, **parsed.credentials())
+        _refuse_unknown(kwargs, RedisCluster)
         client = RedisCluster(**kwargs)
         return cls(
             client,

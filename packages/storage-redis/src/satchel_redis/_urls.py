@@ -10,18 +10,24 @@ several hosts, which redis-py's URL parser does not do, so they are read here::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from satchel import ConfigError
 
-__all__ = ["Options", "split_options", "Hosts", "parse_hosts"]
+__all__ = ["OWN_OPTIONS", "Options", "split_options", "Hosts", "parse_hosts"]
 
-# Options satchel reads itself; everything else in a query goes to redis-py.
-_FLOATS = ("timeout", "socket_timeout", "socket_connect_timeout")
-_INTS = ("max_connections",)
-_OURS = ("namespace", *_FLOATS, *_INTS)
+# Options satchel reads itself, with the type of each number; everything else in a
+# query goes to redis-py.
+_NUMBERS: dict[str, type[float] | type[int]] = {
+    "timeout": float,
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "max_connections": int,
+}
+OWN_OPTIONS = ("namespace", *_NUMBERS)
 
 
 @dataclass
@@ -54,38 +60,67 @@ def _number(name: str, value: Any, kind: type[float] | type[int]) -> Any:
         number = kind(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}={value!r} is not a number; write e.g. {name}=2") from None
-    if number <= 0:
-        raise ConfigError(f"{name}={value!r} must be positive")
+    # NaN would pass "<= 0" and disable the deadline; infinity is no deadline either
+    if not (number > 0 and math.isfinite(number)):
+        raise ConfigError(f"{name}={value!r} must be a positive, finite number")
     return number
+
+
+def _check_path(scheme: str, path: str) -> None:
+    """Refuse a path redis-py would ignore or misread (it falls back to db 0 silently)."""
+    segments = [p for p in path.split("/") if p]
+    shape = "a database number"
+    if scheme in ("redis", "rediss"):
+        ok = len(segments) <= 1 and all(p.isascii() and p.isdigit() for p in segments)
+        example = f"{scheme}://127.0.0.1:6379/0"
+    elif scheme == "redis+sentinel":
+        ok = len(segments) <= 2 and all(p.isascii() and p.isdigit() for p in segments[1:])
+        shape = "a service name and a database number"
+        example = "redis+sentinel://127.0.0.1:26379/mymaster/0"
+    elif scheme == "redis+cluster":
+        # a cluster has only database 0
+        ok = segments in ([], ["0"])
+        shape = "database 0 or nothing"
+        example = "redis+cluster://127.0.0.1:7000"
+    else:
+        return
+    if not ok:
+        # the message names the path only: the URL may hold a password
+        raise ConfigError(f"the path {path!r} of a {scheme}:// URL is not {shape}; write e.g. {example}")
 
 
 def split_options(url: str, options: dict[str, Any]) -> tuple[str, Options]:
     """``url`` without satchel's query options, and those options merged with ``options``.
 
     Keyword arguments win over the query. Unknown keyword arguments are passed to the
-    redis-py client as they are.
+    redis-py client as they are. A URL that cannot be read, or whose path is not a
+    database number, is a ``ConfigError``.
     """
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in query if k in _OURS}
-    rest = [(k, v) for k, v in query if k not in _OURS]
+    # the query is cut off by hand: urlsplit refuses some multi-host netlocs
+    base, _, query_string = url.partition("?")
+    scheme, _, rest_of_url = base.partition("://")
+    scheme = scheme.lower()
+    if scheme in ("redis", "rediss"):
+        try:
+            urlsplit(base).port  # noqa: B018 - reading it checks that the port is a number
+        except ValueError as exc:
+            raise ConfigError(f"cannot read the {scheme}:// URL: {exc}") from exc
+    _check_path(scheme, rest_of_url.partition("/")[2])
+    query = parse_qsl(query_string, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in OWN_OPTIONS}
+    rest = [(k, v) for k, v in query if k not in OWN_OPTIONS]
     merged: dict[str, Any] = {**ours, **options}
     found = Options(
         namespace=merged.pop("namespace", None) or None,
         retry=merged.pop("retry", None),
         client=merged.pop("client", None),
     )
-    for name in _FLOATS:
-        if merged.get(name) is not None:
-            setattr(found, name, _number(name, merged.pop(name), float))
-        merged.pop(name, None)
-    for name in _INTS:
-        if merged.get(name) is not None:
-            setattr(found, name, _number(name, merged.pop(name), int))
-        merged.pop(name, None)
+    for name, kind in _NUMBERS.items():
+        value = merged.pop(name, None)
+        if value is not None:
+            setattr(found, name, _number(name, value, kind))
     found.extra = merged
-    stripped = urlunsplit(parts._replace(query=urlencode(rest)))
-    return stripped, found
+    return f"{base}?{urlencode(rest)}" if rest else base, found
 
 
 @dataclass
@@ -96,11 +131,17 @@ class Hosts:
     username: str | None
     password: str | None
     path: list[str]
-    query: dict[str, str]
+
+    def credentials(self) -> dict[str, str]:
+        """The username and password the URL gives, for the client's keyword arguments."""
+        given = {"username": self.username, "password": self.password}
+        return {k: v for k, v in given.items() if v is not None}
 
 
 def parse_hosts(url: str, *, default_port: int) -> Hosts:
-    """Read ``scheme://[user:pass@]h1:p1,h2:p2/path?query``."""
+    """Read ``scheme://[user:pass@]h1:p1,h2:p2/path``; after `split_options` has taken
+    satchel's own options, any query left is refused: these clients are not built from a
+    URL, so redis-py's options go as keyword arguments."""
     scheme, sep, rest = url.partition("://")
     netloc, _, tail = rest.partition("/")
     path_part, _, query = tail.partition("?")
@@ -127,10 +168,15 @@ def parse_hosts(url: str, *, default_port: int) -> Hosts:
         raise ConfigError(
             f"{scheme}:// URL needs at least one host, e.g. {scheme}://127.0.0.1:{default_port}"
         )
+    if query:
+        names = ", ".join(sorted(dict(parse_qsl(query, keep_blank_values=True))))
+        raise ConfigError(
+            f"{scheme}:// URLs take only {', '.join(OWN_OPTIONS)} in the query; "
+            f"pass {names} as keyword arguments instead"
+        )
     return Hosts(
         hosts=hosts,
         username=username,
         password=password,
         path=[unquote(p) for p in path_part.split("/") if p],
-        query=dict(parse_qsl(query, keep_blank_values=True)),
     )

@@ -8,10 +8,10 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["Unavailable", "free_port", "wait_for_port", "running", "docker_answers", "which"]
+__all__ = ["Unavailable", "free_port", "wait_until", "wait_for_port", "running", "docker_answers", "which"]
 
 
 class Unavailable(Exception):
@@ -25,17 +25,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 15.0) -> None:
-    """Return once ``host:port`` accepts connections; raise ``Unavailable`` after ``timeout``."""
+def wait_until(what: str, check: Callable[[], bool], *, timeout: float = 15.0) -> None:
+    """Return once ``check()`` is true; raise ``Unavailable`` naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
-    while True:
+    while not check():
+        if time.monotonic() > deadline:
+            raise Unavailable(f"{what} did not happen within {timeout}s")
+        time.sleep(0.05)
+
+
+def wait_for_port(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    timeout: float = 15.0,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Return once ``host:port`` accepts connections; raise ``Unavailable`` after ``timeout``,
+    or as soon as ``proc`` (the server meant to answer) has exited."""
+
+    def answers() -> bool:
+        if proc is not None and proc.poll() is not None:
+            raise Unavailable(f"the server exited with code {proc.returncode} before {host}:{port} answered")
         try:
             with socket.create_connection((host, port), timeout=0.5):
-                return
+                return True
         except OSError:
-            if time.monotonic() > deadline:
-                raise Unavailable(f"nothing answered on {host}:{port} after {timeout}s") from None
-            time.sleep(0.05)
+            return False
+
+    wait_until(f"{host}:{port} answering", answers, timeout=timeout)
 
 
 def which(binary: str) -> str | None:
@@ -48,27 +66,27 @@ def running(
     argv: Sequence[str], *, port: int, cwd: Path, timeout: float = 15.0
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``argv`` in ``cwd``, wait until ``port`` answers, stop it on exit."""
-    log = open(cwd / f"server-{port}.log", "wb")  # noqa: SIM115 - closed below
-    # argv names a server binary found on PATH by the finders, never user input
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-    try:
+    log_path = cwd / f"server-{port}.log"
+    with open(log_path, "wb") as log:
+        # argv names a server binary found on PATH by the finders, never user input
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         try:
-            wait_for_port(port, timeout=timeout)
-        except Unavailable as exc:
-            raise Unavailable(
-                f"{argv[0]} did not start on port {port}: "
-                + (cwd / f"server-{port}.log").read_text(errors="replace")[-2000:]
-            ) from exc
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
             try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
+                wait_for_port(port, timeout=timeout, proc=proc)
+            except Unavailable as exc:
+                raise Unavailable(
+                    f"{argv[0]} did not start on port {port} ({exc}): "
+                    + log_path.read_text(errors="replace")[-2000:]
+                ) from exc
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def docker_answers() -> bool:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ._common import Unavailable, docker_answers, free_port, running, which
+from ._common import Unavailable, docker_answers, free_port, running, wait_until, which
 
 __all__ = ["redis", "redis_cluster", "redis_sentinel", "SENTINEL_SERVICE"]
 
@@ -53,12 +52,8 @@ def _cli(port: int, *args: str, timeout: float = 10.0) -> str:
     return done.stdout + done.stderr
 
 
-def _wait_until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise Unavailable(f"test Redis setup: {what} did not happen within {timeout}s")
-        time.sleep(0.1)
+def _wait_until(what: str, check: Callable[[], bool]) -> None:
+    wait_until(f"test Redis setup: {what}", check, timeout=20.0)
 
 
 def _server(stack: contextlib.ExitStack, binary: str, workdir: Path, *extra: str) -> int:
