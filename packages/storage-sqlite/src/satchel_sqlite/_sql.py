@@ -15,20 +15,25 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Connection",
+    "DeadlinePassed",
     "SchemaTooNew",
+    "call",
+    "change",
     "connect",
-    "read",
-    "write",
-    "write_if",
-    "touch",
-    "invalidate",
+    "is_busy",
     "purge_batch",
+    "read",
+    "write_if",
 ]
 
 log = logging.getLogger("satchel.sqlite")
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 MIN_SQLITE = (3, 24, 0)
@@ -86,12 +91,15 @@ PURGE_SOME = (
     f"DELETE FROM {TABLE} WHERE (namespace, id) IN (SELECT namespace, id FROM {TABLE} "
     "WHERE purge_after <= ?1 ORDER BY purge_after LIMIT ?2)"
 )
-# `purge()`: also the rows that expired less than PURGE_SLACK ago.
-PURGE_ALL = (
-    f"DELETE FROM {TABLE} WHERE (namespace, id) IN (SELECT namespace, id FROM {TABLE} "
-    f"WHERE purge_after <= ?1 + {PURGE_SLACK} AND expires_at <= ?1 "
-    "ORDER BY purge_after LIMIT ?2)"
+# `purge()` walks the primary key a batch at a time instead of the purge index: a row
+# whose expiry was shortened keeps its later purge_after, and would be missed there.
+# A batch is the rows from a start key up to the key `limit` rows further on.
+_KEY = "(namespace, id)"
+PURGE_NEXT_START = (
+    f"SELECT namespace, id FROM {TABLE} WHERE {_KEY} >= (?1, ?2) ORDER BY namespace, id LIMIT 1 OFFSET ?3"
 )
+PURGE_RANGE = f"DELETE FROM {TABLE} WHERE {_KEY} >= (?1, ?2) AND {_KEY} < (?3, ?4) AND expires_at <= ?5"
+PURGE_REST = f"DELETE FROM {TABLE} WHERE {_KEY} >= (?1, ?2) AND expires_at <= ?3"
 
 
 class SchemaTooNew(Exception):
@@ -102,8 +110,52 @@ class SchemaTooNew(Exception):
         self.found = found
 
 
-def connect(path: str, timeout: float, synchronous: str) -> sqlite3.Connection:
-    """Open ``path``, switch it to WAL and create the schema if it is missing.
+class DeadlinePassed(TimeoutError):
+    """The call's timeout ran out while it waited behind this connection's earlier calls."""
+
+
+class Connection(sqlite3.Connection):
+    """A connection that remembers its full busy timeout and the one in force now."""
+
+    full_ms: int
+    busy_ms: int
+
+    def wait_at_most(self, ms: int) -> None:
+        if ms != self.busy_ms:
+            self.execute(f"PRAGMA busy_timeout = {ms}")
+            self.busy_ms = ms
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock."""
+    message = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in message or "busy" in message)
+
+
+def _ms_left(deadline: float) -> int:
+    left = int((deadline - time.monotonic()) * 1000)
+    if left <= 0:
+        raise DeadlinePassed("the timeout ran out while this call waited for its turn on the connection")
+    return left
+
+
+def call(db: Connection, deadline: float, fn: Callable[..., T], *args: object) -> T:
+    """Run ``fn(db, *args)``, waiting for another connection's lock only until ``deadline``
+    (a ``time.monotonic()`` value taken when the storage was called).
+
+    Calls queue for the connection's thread; one that waited there gets only the time it
+    has left, so a queue of writes behind a locked file all fail by their own deadlines,
+    not one timeout after another. A few milliseconds of queueing (the usual case under
+    load) leave the busy timeout alone: changing it is one more statement.
+    """
+    left = _ms_left(deadline)
+    db.wait_at_most(left if left < db.full_ms - min(50, db.full_ms // 10) else db.full_ms)
+    return fn(db, *args)
+
+
+def connect(path: str, timeout: float, deadline: float, synchronous: str | None) -> Connection:
+    """Open ``path``; with ``synchronous``, the writing connection: switch the file to WAL
+    and create the schema if it is missing; without, a connection that only reads.
 
     A missing parent directory is created, as the file itself would be.
     """
@@ -114,10 +166,17 @@ def connect(path: str, timeout: float, synchronous: str) -> sqlite3.Connection:
         )
     if path != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    left = _ms_left(deadline)
+    db = sqlite3.connect(
+        path, timeout=left / 1000, isolation_level=None, check_same_thread=False, factory=Connection
+    )
     try:
-        db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        _patiently(db, timeout, _setup, synchronous)
+        db.full_ms = int(timeout * 1000)
+        db.busy_ms = left  # connect() set it
+        if synchronous is None:
+            db.execute("PRAGMA query_only = ON")
+        else:
+            _patiently(db, deadline, _setup, synchronous)
     except BaseException:
         db.close()
         raise
@@ -141,23 +200,21 @@ def _setup(db: sqlite3.Connection, synchronous: str) -> None:
 
 
 def _patiently(
-    db: sqlite3.Connection, timeout: float, step: Callable[[sqlite3.Connection, str], None], arg: str
+    db: sqlite3.Connection, deadline: float, step: Callable[[sqlite3.Connection, str], None], arg: str
 ) -> None:
-    """Run ``step``, retrying while another process holds the lock, for up to ``timeout``.
+    """Run ``step``, retrying while another process holds the lock, until ``deadline``.
 
     Switching a file to WAL, and reading it while another process converts or recovers
     it, can report the file locked without waiting on busy_timeout: several workers
     opening one fresh file at once do exactly that.
     """
-    deadline = time.monotonic() + timeout
     pause = 0.002
     while True:
         try:
             step(db, arg)
             return
         except sqlite3.OperationalError as exc:
-            message = str(exc)
-            if ("locked" not in message and "busy" not in message) or time.monotonic() > deadline:
+            if not is_busy(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
@@ -195,7 +252,7 @@ def read(db: sqlite3.Connection, namespace: str, id: str, now: float) -> bytes |
     return None if row is None else row[0]
 
 
-def _change(
+def change(
     db: sqlite3.Connection, sql: str, params: tuple[object, ...], purge: tuple[float, int] | None
 ) -> int:
     """Run one write statement in its own write transaction; returns the rows it changed.
@@ -221,17 +278,6 @@ def _change(
     return changed
 
 
-def write(
-    db: sqlite3.Connection,
-    namespace: str,
-    id: str,
-    data: bytes,
-    expires_at: float | None,
-    purge: tuple[float, int] | None,
-) -> None:
-    _change(db, UPSERT, (namespace, id, data, expires_at), purge)
-
-
 def write_if(
     db: sqlite3.Connection,
     namespace: str,
@@ -246,17 +292,19 @@ def write_if(
         sql, params = INSERT_IF_ABSENT, (namespace, id, data, expires_at, now)
     else:
         sql, params = REPLACE_IF, (data, expires_at, namespace, id, expected, now)
-    return _change(db, sql, params, None) == 1
+    return change(db, sql, params, None) == 1
 
 
-def touch(db: sqlite3.Connection, namespace: str, id: str, expires_at: float | None, now: float) -> None:
-    _change(db, TOUCH, (expires_at, namespace, id, now), None)
+def purge_batch(
+    db: sqlite3.Connection, now: float, start: tuple[str, str], limit: int
+) -> tuple[int, tuple[str, str] | None]:
+    """Delete the expired rows (of every namespace) among ``limit`` rows from the key
+    ``start`` on; returns how many, and where the next batch starts (``None``: done).
 
-
-def invalidate(db: sqlite3.Connection, namespace: str, id: str) -> None:
-    _change(db, DELETE, (namespace, id), None)
-
-
-def purge_batch(db: sqlite3.Connection, now: float, limit: int) -> int:
-    """Delete up to ``limit`` expired rows (of every namespace); returns how many."""
-    return _change(db, PURGE_ALL, (now, limit), None)
+    ``("", "")`` is the first key: the key's columns are text, and no text sorts lower.
+    """
+    following = db.execute(PURGE_NEXT_START, (*start, limit)).fetchone()
+    if following is None:
+        return db.execute(PURGE_REST, (*start, now)).rowcount, None
+    nxt = (following[0], following[1])
+    return db.execute(PURGE_RANGE, (*start, *nxt, now)).rowcount, nxt

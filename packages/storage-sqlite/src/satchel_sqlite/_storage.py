@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["SQLiteStorage"]
 
 T = TypeVar("T")
+_Pair = tuple["aiosqlite.Connection", _sql.Connection]
 
 # Every this many writes, a write also deletes up to _PURGE_LIMIT expired rows: the
 # table stays bounded by live sessions at a fixed, small cost per request.
@@ -35,8 +36,9 @@ class SQLiteStorage:
 
     ``path`` is the file (created, with its directory, on first use) or ``":memory:"``
     (private to this storage, gone at ``aclose``). Sessions of different ``namespace``
-    values in one file never see each other. A write waits up to ``timeout`` seconds
-    for another process's lock.
+    values in one file never see each other. Every call ends within ``timeout`` seconds:
+    a write waits that long at most for another process's lock, then fails; reads have a
+    connection of their own and never wait for writes.
     ``synchronous="full"`` makes every commit survive a power cut, not only a crash of
     the process (the default, ``"normal"``).
 
@@ -63,7 +65,7 @@ class SQLiteStorage:
     def _init(self, cfg: Config, clock: Callable[[], float]) -> None:
         self._cfg = cfg
         self._clock = clock
-        self._handle: tuple[aiosqlite.Connection, sqlite3.Connection] | None = None
+        self._handle: tuple[_Pair, _Pair] | None = None  # (writer, reader)
         self._opening: asyncio.Lock | None = None
         self._pid = os.getpid()
         self._closed = False
@@ -101,80 +103,86 @@ class SQLiteStorage:
 
     # -- connection ----------------------------------------------------------------
 
-    async def _open(self) -> tuple[aiosqlite.Connection, sqlite3.Connection]:
+    async def _open(self, deadline: float) -> tuple[_Pair, _Pair]:
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
             if self._handle is not None:
                 return self._handle
-            if self._closed:
-                raise StorageError(f"the SQLite storage for {self._cfg.path!r} was closed; open a new one")
-            import aiosqlite
-
-            cfg = self._cfg
+            self._refuse_if_closed()
+            writer = await self._start(deadline, self._cfg.synchronous)
             try:
-                # Set up on a worker thread first, so a failure leaves no aiosqlite thread
-                # behind; aiosqlite then takes over the ready connection.
-                db = await asyncio.to_thread(_sql.connect, cfg.path, cfg.timeout, cfg.synchronous)
-            except _sql.SchemaTooNew as exc:
-                raise StorageError(
-                    f"{cfg.path!r} holds sessions in schema version {exc.found!r}, newer than "
-                    f"this satchel-sqlite understands ({_sql.SCHEMA_VERSION}); upgrade "
-                    "satchel-sqlite, or point the storage at another file"
-                ) from exc
-            except (sqlite3.Error, OSError) as exc:
-                raise StorageError(_open_failure(cfg.path, exc)) from exc
-            conn = aiosqlite.Connection(lambda: db, iter_chunk_size=64)
-            if not callable(getattr(conn, "_execute", None)):
-                db.close()
-                raise StorageError(
-                    f"aiosqlite {getattr(aiosqlite, '__version__', '?')} cannot run a function "
-                    "on its connection thread, which satchel-sqlite needs; install the "
-                    "aiosqlite version satchel-sqlite's requirements name"
-                )
-            # A storage nobody closed must not keep the interpreter from exiting; what a
-            # killed thread leaves behind is what a crash leaves, and WAL recovers it.
-            thread = conn if isinstance(conn, threading.Thread) else getattr(conn, "_thread", None)
-            if isinstance(thread, threading.Thread):
-                thread.daemon = True
-            await conn
-            self._handle = (conn, db)
+                # Reads get their own connection and thread, so they never queue behind a
+                # write that waits for another process's lock (WAL readers need no lock).
+                # A private in-memory database exists only on the one connection.
+                reader = writer if self._cfg.path == MEMORY else await self._start(deadline, None)
+            except BaseException:
+                await writer[0].close()
+                raise
+            try:
+                self._refuse_if_closed()  # aclose() may have run while the file was opening
+            except StorageError:
+                await _close(writer, reader)
+                raise
+            self._handle = (writer, reader)
             return self._handle
 
-    def _forget_parent(self) -> None:
-        # A worker forked after the parent used this storage inherits a connection whose
-        # thread did not come along. It opens its own; the parent's is left to the parent
-        # (SQLite forbids using or closing a connection across fork).
-        self._pid = os.getpid()
-        self._handle = None
-        self._opening = None
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise StorageError(_closed(self._cfg.path))
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        handle = self._handle
-        if handle is None or self._pid != os.getpid():
-            if self._pid != os.getpid():
-                self._forget_parent()
-            handle = await self._open()
-        conn, db = handle
+    async def _start(self, deadline: float, synchronous: str | None) -> _Pair:
+        import aiosqlite
+
+        cfg = self._cfg
+        try:
+            # Set up on a worker thread first, so a failure leaves no aiosqlite thread
+            # behind; aiosqlite then takes over the ready connection.
+            db = await asyncio.to_thread(_sql.connect, cfg.path, cfg.timeout, deadline, synchronous)
+        except _sql.SchemaTooNew as exc:
+            raise StorageError(
+                f"{cfg.path!r} holds sessions in schema version {exc.found!r}, newer than "
+                f"this satchel-sqlite understands ({_sql.SCHEMA_VERSION}); upgrade "
+                "satchel-sqlite, or point the storage at another file"
+            ) from exc
+        except (sqlite3.Error, OSError, _sql.DeadlinePassed) as exc:
+            raise StorageError(_failure(cfg, exc, opening=True)) from exc
+        conn = aiosqlite.Connection(lambda: db, iter_chunk_size=64)
+        if not callable(getattr(conn, "_execute", None)):
+            db.close()
+            raise StorageError(
+                f"aiosqlite {getattr(aiosqlite, '__version__', '?')} cannot run a function "
+                "on its connection thread, which satchel-sqlite needs; install the "
+                "aiosqlite version satchel-sqlite's requirements name"
+            )
+        # A storage nobody closed must not keep the interpreter from exiting; what a
+        # killed thread leaves behind is what a crash leaves, and WAL recovers it.
+        thread = conn if isinstance(conn, threading.Thread) else getattr(conn, "_thread", None)
+        if isinstance(thread, threading.Thread):
+            thread.daemon = True
+        await conn
+        return conn, db
+
+    async def _run(self, fn: Callable[..., T], *args: Any, read: bool = False) -> T:
+        # The timeout is a deadline for the whole call: opening, queueing, the lock.
+        deadline = time.monotonic() + self._cfg.timeout
+        pid = os.getpid()
+        if self._pid != pid:
+            # A worker forked after the parent used this storage inherits connections
+            # whose threads did not come along. It opens its own; the parent's are left
+            # to the parent (SQLite forbids using or closing a connection across fork).
+            self._pid, self._handle, self._opening = pid, None, None
+        handle = self._handle or await self._open(deadline)
+        conn, db = handle[1] if read else handle[0]
         try:
             # One hop to the connection's thread per operation, the whole transaction
             # inside it. aiosqlite's public calls are one statement per hop, and another
             # task's statement could interleave with an open transaction between them.
-            return await conn._execute(fn, db, *args)  # type: ignore[no-untyped-call,no-any-return]
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StorageError(
-                    f"SQLite ({self._cfg.path!r}) stayed locked by another connection for "
-                    f"timeout={self._cfg.timeout}s ({exc}); look for a long transaction on the "
-                    "file, or raise the timeout"
-                ) from exc
-            raise StorageError(_failure(self._cfg.path, exc)) from exc
-        except sqlite3.Error as exc:
-            raise StorageError(_failure(self._cfg.path, exc)) from exc
+            return await conn._execute(_sql.call, db, deadline, fn, *args)  # type: ignore[no-untyped-call,no-any-return]
+        except (sqlite3.Error, _sql.DeadlinePassed) as exc:
+            raise StorageError(_failure(self._cfg, exc)) from exc
         except ValueError as exc:  # aiosqlite: the connection was closed under us
-            raise StorageError(
-                f"the SQLite storage for {self._cfg.path!r} was closed; open a new one"
-            ) from exc
+            raise StorageError(_closed(self._cfg.path)) from exc
 
     def _expiry(self, ttl: float | None) -> float | None:
         return None if ttl is None else self._clock() + ttl
@@ -183,7 +191,7 @@ class SQLiteStorage:
 
     async def read(self, id: str) -> bytes | None:
         """The stored bytes, or ``None`` when absent or expired."""
-        return await self._run(_sql.read, self._cfg.namespace, id, self._clock())
+        return await self._run(_sql.read, self._cfg.namespace, id, self._clock(), read=True)
 
     async def write(self, id: str, data: bytes, ttl: float | None) -> None:
         """Store ``data`` under ``id`` (replacing it), expiring ``ttl`` seconds from now."""
@@ -191,7 +199,8 @@ class SQLiteStorage:
         purge = None
         if self._writes % _PURGE_EVERY == 0:
             purge = (self._clock(), _PURGE_LIMIT)
-        await self._run(_sql.write, self._cfg.namespace, id, bytes(data), self._expiry(ttl), purge)
+        params = (self._cfg.namespace, id, bytes(data), self._expiry(ttl))
+        await self._run(_sql.change, _sql.UPSERT, params, purge)
 
     async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
         """Write only if the stored value is ``expected`` (``None``: only if absent).
@@ -210,32 +219,33 @@ class SQLiteStorage:
 
     async def invalidate(self, id: str) -> None:
         """Delete ``id``; an absent id is not an error."""
-        await self._run(_sql.invalidate, self._cfg.namespace, id)
+        await self._run(_sql.change, _sql.DELETE, (self._cfg.namespace, id), None)
 
     async def touch(self, id: str, ttl: float | None) -> None:
         """Move the expiry of ``id`` to ``ttl`` seconds from now; absent or expired: no-op."""
-        await self._run(_sql.touch, self._cfg.namespace, id, self._expiry(ttl), self._clock())
+        params = (self._expiry(ttl), self._cfg.namespace, id, self._clock())
+        await self._run(_sql.change, _sql.TOUCH, params, None)
 
     async def purge(self) -> int:
         """Delete every expired session in the file (all namespaces); returns how many.
 
-        Works in batches of a thousand rows, each its own short transaction, so other
-        processes keep writing meanwhile. ``satchel purge URL`` calls this.
+        Walks the file a thousand rows at a time, each batch its own short transaction,
+        so other processes keep writing meanwhile. ``satchel purge URL`` calls this.
         """
         removed = 0
-        while True:
-            batch = await self._run(_sql.purge_batch, self._clock(), _PURGE_BATCH)
+        start: tuple[str, str] | None = ("", "")
+        while start is not None:
+            batch, start = await self._run(_sql.purge_batch, self._clock(), start, _PURGE_BATCH)
             removed += batch
-            if batch < _PURGE_BATCH:
-                return removed
+        return removed
 
     async def aclose(self) -> None:
-        """Close the connection; calling it twice is not an error."""
+        """Close the connections; calling it twice is not an error."""
         self._closed = True
         handle, self._handle = self._handle, None
         if handle is not None and self._pid == os.getpid():
             try:
-                await handle[0].close()
+                await _close(*handle)
             except sqlite3.Error as exc:
                 raise StorageError(f"closing SQLite ({self._cfg.path!r}) failed: {exc}") from exc
 
@@ -244,18 +254,35 @@ class SQLiteStorage:
         return f"SQLiteStorage({self._cfg.path!r}{ns})"
 
 
-def _failure(path: str, exc: sqlite3.Error) -> str:
-    return f"SQLite ({path!r}) failed: {exc}; check the file, its directory's permissions and free disk space"
+async def _close(writer: _Pair, reader: _Pair) -> None:
+    try:
+        if reader is not writer:
+            await reader[0].close()
+    finally:
+        await writer[0].close()
 
 
-def _open_failure(path: str, exc: Exception) -> str:
+def _closed(path: str) -> str:
+    return f"the SQLite storage for {path!r} was closed; open a new one"
+
+
+def _failure(cfg: Config, exc: Exception, *, opening: bool = False) -> str:
+    path = cfg.path
+    if isinstance(exc, _sql.DeadlinePassed) or _sql.is_busy(exc):
+        return (
+            f"SQLite ({path!r}) stayed locked by another connection for "
+            f"timeout={cfg.timeout}s ({exc}); look for a long transaction on the file, "
+            "or raise the timeout"
+        )
     if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
         return (
             f"{path!r} is not a SQLite database, or it is corrupt ({exc}); point the "
             "storage at another file, or move this one away to start afresh"
         )
-    where = os.path.dirname(os.path.abspath(path))
-    return (
-        f"cannot open SQLite database {path!r} ({exc}); check that the directory "
-        f"{where!r} exists and this process may write there"
-    )
+    if opening:
+        where = os.path.dirname(os.path.abspath(path))
+        return (
+            f"cannot open SQLite database {path!r} ({exc}); check that the directory "
+            f"{where!r} exists and this process may write there"
+        )
+    return f"SQLite ({path!r}) failed: {exc}; check the file, its directory's permissions and free disk space"

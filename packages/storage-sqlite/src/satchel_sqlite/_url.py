@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
@@ -13,6 +14,8 @@ MEMORY = ":memory:"
 _SYNCHRONOUS = ("normal", "full")
 _OPTIONS = ("namespace", "timeout", "synchronous")
 _FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite://:memory:"
+# SQLite counts its busy timeout in milliseconds, in a 32-bit int.
+MAX_TIMEOUT = (2**31 - 1) // 1000
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,6 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
         raise ConfigError(f"{url!r} names a host ({host!r}), but SQLite is a local file; write {_FORMS}")
     else:
         path = ""
-    if not path:
-        raise ConfigError(f"{url!r} names no file; write {_FORMS}")
-    if path.endswith("/"):
-        raise ConfigError(f"{url!r} names a directory; end the URL with a file name, e.g. sessions.db")
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError as exc:
@@ -61,7 +60,7 @@ def config(url: str, options: dict[str, object]) -> Config:
         raise ConfigError(
             f"sqlite storage: unknown option(s) {', '.join(unknown)}; the options are {', '.join(_OPTIONS)}"
         )
-    return make_config(path, **merged)
+    return make_config(path, **merged, _source=url)
 
 
 def make_config(
@@ -69,8 +68,17 @@ def make_config(
     namespace: object = None,
     timeout: object = 5.0,
     synchronous: object = "normal",
+    _source: str | None = None,
 ) -> Config:
-    """Check the options one by one; each message says which value to change."""
+    """Check the path and the options one by one; each message says which value to change."""
+    given = repr(_source if _source is not None else path)
+    if not path:
+        # sqlite3 would open a private temporary database: nothing would persist
+        raise ConfigError(f"sqlite storage: {given} names no file; write {_FORMS}")
+    if path.endswith("/"):
+        raise ConfigError(
+            f"sqlite storage: {given} names a directory; end it with a file name, e.g. sessions.db"
+        )
     if namespace is None:
         namespace = ""
     if not isinstance(namespace, str):
@@ -79,10 +87,10 @@ def make_config(
         seconds = float(timeout)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         seconds = -1.0
-    if not seconds > 0:
+    if not (seconds > 0 and math.isfinite(seconds) and seconds <= MAX_TIMEOUT):
         raise ConfigError(
-            f"sqlite storage: timeout={timeout!r} is not a positive number of seconds "
-            "(how long a write waits for another process's lock); e.g. timeout=5"
+            f"sqlite storage: timeout={timeout!r} is not a positive number of seconds up to "
+            f"{MAX_TIMEOUT} (how long a call may wait for another process's lock); e.g. timeout=5"
         )
     mode = str(synchronous).lower()
     if mode not in _SYNCHRONOUS:
