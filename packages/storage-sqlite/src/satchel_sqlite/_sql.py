@@ -148,9 +148,12 @@ def call(db: Connection, deadline: float, fn: Callable[..., T], *args: object) -
     not one timeout after another. A few milliseconds of queueing (the usual case under
     load) leave the busy timeout alone: changing it is one more statement.
     """
-    left = _ms_left(deadline)
-    db.wait_at_most(left if left < db.full_ms - min(50, db.full_ms // 10) else db.full_ms)
+    db.wait_at_most(_wait_ms(_ms_left(deadline), db.full_ms))
     return fn(db, *args)
+
+
+def _wait_ms(left: int, full: int) -> int:
+    return left if left < full - min(50, full // 10) else full
 
 
 def connect(path: str, timeout: float, deadline: float, synchronous: str | None) -> Connection:
@@ -166,13 +169,13 @@ def connect(path: str, timeout: float, deadline: float, synchronous: str | None)
         )
     if path != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    left = _ms_left(deadline)
+    full = int(timeout * 1000)
+    wait = _wait_ms(_ms_left(deadline), full)
     db = sqlite3.connect(
-        path, timeout=left / 1000, isolation_level=None, check_same_thread=False, factory=Connection
+        path, timeout=wait / 1000, isolation_level=None, check_same_thread=False, factory=Connection
     )
     try:
-        db.full_ms = int(timeout * 1000)
-        db.busy_ms = left  # connect() set it
+        db.full_ms, db.busy_ms = full, wait  # connect() set the busy timeout to wait
         if synchronous is None:
             db.execute("PRAGMA query_only = ON")
         else:
