@@ -253,7 +253,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--requests", type=int, default=4000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--quick", action="store_true", help="10^4 sessions, short rounds")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.requests, args.rounds = [10_000], 1000, 3
     print(
         f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
         f"aiosqlite {version('aiosqlite')}, satchel-sqlite {version('satchel-sqlite')}, "
