@@ -129,8 +129,9 @@ def test_xfail_override_with_an_empty_body_does_not_let_a_broken_storage_pass(tm
     never ran. Now the kit's own check runs in the override's place: for a storage that
     never expires, each TTL check runs and fails, reported as xfailed with the reason given
     (the design's way to record a check that does not hold), never as a pass."""
-    done = _run_third_party(tmp_path, _EMPTY_XFAIL_OVERRIDES, "-k", _TTL_SELECTION)
-    assert f"{len(_TTL_CHECKS)} xfailed" in done.stdout, done.stdout[-2500:]
+    # not the state machine: its random sequences may, rarely, miss the bug in one run
+    done = _run_third_party(tmp_path, _EMPTY_XFAIL_OVERRIDES, "-k", "ttl or touch or expired")
+    assert f"{len(_TTL_CHECKS) - 1} xfailed" in done.stdout, done.stdout[-2500:]
     assert "xpassed" not in done.stdout.lower(), (
         "an xfail-marked no-op override ran in place of the kit's check:\n" + done.stdout[-2500:]
     )
@@ -189,3 +190,15 @@ async def test_overriding_a_helper_cannot_skip_a_check_in_the_storage_s_name() -
         return  # correct: the check ran and caught the storage that forgets
     except pytest.fail.Exception:
         return
+
+
+def test_a_skip_put_on_by_a_class_decorator_fails_every_check(tmp_path: Path) -> None:
+    """A decorator marks the class after it is defined, past the class-definition guard:
+    the kit's plugin fails each check instead of letting them all skip."""
+    module = NEVER_EXPIRES_MODULE.replace(
+        "class TestNeverExpires(", '@pytest.mark.skip(reason="flaky on CI")\nclass TestNeverExpires('
+    )
+    done = _run_third_party(tmp_path, "", "-k", "round_trip or absent", module=module)
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert "class-level pytest.mark.skip" in done.stdout, done.stdout[-2000:]
+    assert "skipped" not in done.stdout.splitlines()[-1], done.stdout[-2000:]

@@ -10,7 +10,8 @@ in its ``_kit_fixtures`` are fixtures the checks rely on. A class that subclasse
   ``xfail_strict`` says). Any other override is replaced by a test that fails and says so;
 - may not set a check to something that is not a function (``test_x = None``), override a
   kit fixture, or carry a class-level ``skip``/``skipif``/``xfail`` mark: each is refused
-  with a ``TypeError`` when the class is defined.
+  with a ``TypeError`` when the class is defined (a mark put on by a class decorator fails
+  every check of the class instead, through the kit's pytest plugin).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-__all__ = ["Contract", "describe"]
+__all__ = ["Contract", "describe", "refuse_dropping_marks"]
 
 _REFUSED = "_satchel_refused_override"
 # class-level marks that would drop every check, or its verdict, while the run passes
@@ -107,7 +108,7 @@ class Contract:
             own = {name: fn for name, fn in vars(cls).items() if name.startswith("test") and callable(fn)}
             cls._standard_checks = {**cls._standard_checks, **own}
             return
-        _refuse_dropping_marks(cls)
+        refuse_dropping_marks(cls)
         for name in cls._kit_fixtures:
             if name in vars(cls):
                 raise TypeError(
@@ -135,7 +136,12 @@ class Contract:
                 setattr(cls, name, _expected_failure(standard, xfails))
 
 
-def _refuse_dropping_marks(cls: type) -> None:
+def refuse_dropping_marks(cls: type) -> None:
+    """Raise TypeError if ``cls`` or a base carries a class-level skip, skipif or xfail mark.
+
+    Called when a contract class is defined, and again by the pytest plugin before each
+    check runs, for a mark a class decorator put there after the class was defined.
+    """
     for klass in cls.__mro__:
         names = [getattr(mark, "name", None) for mark in _listed(vars(klass).get("pytestmark", []))]
         found = [name for name in names if name in _DROPPING_MARKS]

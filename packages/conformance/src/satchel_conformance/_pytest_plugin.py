@@ -6,6 +6,8 @@ nothing heavy (not satchel, not hypothesis) and changes nothing by itself. It:
 - adds the ``--satchel-storage-url``, ``--satchel-ttl`` and ``--satchel-tolerance`` options;
 - exposes the server fixtures of `satchel_conformance.servers.fixtures`;
 - leaves the URL-mode module out of collection unless a storage URL was given;
+- fails each check of a contract class that a class decorator marked skip, skipif or
+  xfail (a mark in the class body is refused when the class is defined);
 - closes a run that ran contract checks with a "satchel conformance" summary: per class
   the tally, then each check skipped (with why), expected to fail (with why) or failed
   (with what), and with ``-v`` or in a URL run the passed ones too.
@@ -66,6 +68,18 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if collection_path == _URL_MODULE and config.getoption("satchel_storage_url") is None:
         return True
     return None
+
+
+@pytest.hookimpl(wrapper=True)  # a wrapper, so it runs before skip marks are evaluated
+def pytest_runtest_setup(item: pytest.Item) -> object:
+    base = sys.modules.get("satchel_conformance._base")
+    cls = getattr(item, "cls", None)
+    if base is not None and cls is not None and issubclass(cls, base.Contract):
+        try:
+            base.refuse_dropping_marks(cls)
+        except TypeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    return (yield)
 
 
 @dataclass

@@ -213,7 +213,9 @@ class StorageContract(Contract, kit=True):
         How many random operation sequences the state machine runs, and how long each is.
 
     A subclass may override a standard check only to mark it
-    ``@pytest.mark.xfail(reason="...")``; any other override fails the run.
+    ``@pytest.mark.xfail(reason="...")``: the kit's own check then runs in its place,
+    expected to fail (strictly); any other override fails the run. The ``kit_*`` fixtures
+    are the kit's own and may not be overridden.
     """
 
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]
