@@ -425,8 +425,15 @@ class RedisStorage(_RedisBase):
         _refuse_unknown_in_pool(kwargs, client.connection_pool)
 
         async def close_sentinels() -> None:
+            # every sentinel connection is closed, even when one of them fails to close
+            failure: BaseException | None = None
             for watcher in sentinel.sentinels:
-                await watcher.aclose()
+                try:
+                    await watcher.aclose()
+                except Exception as exc:
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
 
         return cls(
             client,
