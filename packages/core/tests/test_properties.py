@@ -21,6 +21,7 @@ import httpx
 import msgspec
 import pytest
 import satchel
+from core_helpers import Clock
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -690,16 +691,6 @@ def test_round_trip_with_a_custom_identity_generator(transport: str, signed: boo
 
 
 # -- 5. stateless values die at their deadline ----------------------------------------------------
-
-
-class Clock:
-    """A clock the test moves by hand (Unix seconds)."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def expiring(

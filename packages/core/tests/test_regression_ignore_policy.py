@@ -9,6 +9,7 @@ import httpx
 import msgspec
 import pytest
 import satchel
+from core_helpers import Clock
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -17,14 +18,6 @@ from starlette.routing import Route
 
 class Login(msgspec.Struct):
     user: str
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FlakyStorage(satchel.MemoryStorage):

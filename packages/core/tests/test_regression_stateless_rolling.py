@@ -9,19 +9,12 @@ from __future__ import annotations
 import msgspec
 import pytest
 import satchel
+from core_helpers import Clock
 from review_helpers import KEY, apply, scope
 
 
 class Cart(msgspec.Struct):
     items: list[str] = []
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.mark.anyio
