@@ -23,11 +23,35 @@ from typing import Any, ClassVar
 
 import pytest
 
-__all__ = ["Contract", "describe", "refuse_dropping_marks"]
+__all__ = ["Contract", "describe", "label", "refuse_dropping_marks", "require_equal", "require_one_of"]
 
 _REFUSED = "_satchel_refused_override"
 # class-level marks that would drop every check, or its verdict, while the run passes
 _DROPPING_MARKS = ("skip", "skipif", "xfail")
+
+
+def label(data: object) -> str:
+    """A short description of a value a check got: large bytes are shown by length and start."""
+    if isinstance(data, bytes) and len(data) > 24:
+        return f"<{len(data)} bytes starting {data[:12]!r}>"
+    return repr(data)
+
+
+# The checks compare bytes through these rather than with ``assert got == expected``: on a
+# failure pytest would explain the assert with a diff of the two values, which on large
+# bytes takes minutes (and where a CI variable is set, pytest computes that diff in full).
+def require_equal(got: object, expected: object, message: str) -> None:
+    """Fail the check with ``message`` unless ``got == expected``."""
+    __tracebackhide__ = True
+    if got != expected:
+        pytest.fail(message)
+
+
+def require_one_of(got: object, choices: tuple[object, ...], message: str) -> None:
+    """Fail the check with ``message`` unless ``got`` equals one of ``choices``."""
+    __tracebackhide__ = True
+    if not any(got == choice for choice in choices):
+        pytest.fail(message)
 
 
 def _listed(marks: object) -> list[Any]:

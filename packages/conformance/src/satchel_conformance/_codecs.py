@@ -19,7 +19,7 @@ import pytest
 import satchel
 from hypothesis import HealthCheck, given, settings
 
-from ._base import Contract
+from ._base import Contract, label, require_equal
 
 __all__ = ["SerializerContract", "TransformerContract"]
 
@@ -80,7 +80,8 @@ class SerializerContract(Contract, kit=True):
         def check(value: Any) -> None:
             data = serializer.encode(value)
             assert isinstance(data, bytes), f"encode returned {type(data).__name__}, not bytes"
-            assert serializer.decode(data) == value
+            got = serializer.decode(data)
+            require_equal(got, value, f"{value!r} decoded back as {got!r}")
 
         _run(self.examples, values, check)
 
@@ -180,12 +181,13 @@ class TransformerContract(Contract, kit=True):
         """decode(encode(data)) gives data back, for empty, binary and large payloads."""
         for data in (b"", bytes(range(256)), os.urandom(256 * 1024)):
             got = transformer.decode(transformer.encode(data))
-            assert got == data, f"a {len(data)}-byte payload did not round-trip"
+            require_equal(got, data, f"a {len(data)}-byte payload did not round-trip: got {label(got)}")
 
         def check(data: bytes) -> None:
             encoded = transformer.encode(data)
             assert isinstance(encoded, bytes), f"encode returned {type(encoded).__name__}"
-            assert transformer.decode(encoded) == data
+            got = transformer.decode(encoded)
+            require_equal(got, data, f"{label(data)} did not round-trip: got {label(got)}")
 
         _run(self.examples, st.binary(max_size=512), check)
 
@@ -233,7 +235,7 @@ class TransformerContract(Contract, kit=True):
         cart, login = transformer.bind("cookie:CART"), transformer.bind("cookie:LOGIN")
         header = transformer.bind("header:CART")
         value = cart.encode(b"payload")
-        assert cart.decode(value) == b"payload", "a bound transformer does not round-trip"
+        require_equal(cart.decode(value), b"payload", "a bound transformer does not round-trip")
         _refused(login, value, "a cookie:CART value under cookie:LOGIN")
         _refused(header, value, "a cookie:CART value under header:CART")
         _refused(transformer, value, "a cookie:CART value under the unbound transformer")
@@ -246,10 +248,10 @@ class TransformerContract(Contract, kit=True):
             pytest.skip("no rotation fixture: provide (old, new) to check key rotation")
         old, new = rotation
         got = new.decode(old.encode(b"payload"))
-        assert got == b"payload", "a value under the fallback key did not open"
+        require_equal(got, b"payload", f"a value under the fallback key did not open: got {label(got)}")
         assert isinstance(got, satchel.Reissue), "a value under the fallback key was not Reissue"
         fresh = new.decode(new.encode(b"payload"))
-        assert fresh == b"payload"
+        require_equal(fresh, b"payload", f"a value under the new key did not open: got {label(fresh)}")
         assert not isinstance(fresh, satchel.Reissue), "a value under the new key was Reissue"
 
     def test_decode_never_raises(self, transformer: satchel.Transformer) -> None:

@@ -26,6 +26,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 from satchel import CompareAndSet, SessionStorage
 
+from ._base import label, require_equal, require_one_of
+
 if TYPE_CHECKING:
     from ._storage import Timing
 
@@ -111,12 +113,14 @@ def run_state_machine(
             got, sent, returned = call(storage.read, id)
             entry, there, _ = self._state(id, sent, returned)
             if entry is None:
-                assert got is None, f"read({id!r}) = {got!r}; the model says absent or expired"
+                assert got is None, f"read({id!r}) = {label(got)}; the model says absent or expired"
             elif there:
-                assert got == entry.value, f"read({id!r}) = {got!r}; expected {entry.value!r}"
+                require_equal(got, entry.value, f"read({id!r}) = {label(got)}; expected {label(entry.value)}")
             else:
-                assert got in (None, entry.value), (
-                    f"read({id!r}) = {got!r}; expected {entry.value!r} or (expired) None"
+                require_one_of(
+                    got,
+                    (None, entry.value),
+                    f"read({id!r}) = {label(got)}; expected {label(entry.value)} or (expired) None",
                 )
                 if got is None:
                     del self.model[id]

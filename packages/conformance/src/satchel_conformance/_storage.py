@@ -31,7 +31,7 @@ import pytest
 import satchel
 from satchel import SessionStorage, StorageCapabilities
 
-from ._base import Contract
+from ._base import Contract, label, require_equal, require_one_of
 
 __all__ = ["StorageContract", "Timing", "Reopen", "RawRead", "RawWrite"]
 
@@ -98,14 +98,6 @@ def _check(fn: F) -> F:
     return run  # type: ignore[return-value]
 
 
-def _label(data: bytes | None) -> str:
-    if data is None:
-        return "None"
-    if len(data) <= 24:
-        return repr(data)
-    return f"<{len(data)} bytes starting {data[:12]!r}>"
-
-
 # The checks' helpers are functions, not methods, so a subclass cannot override one to
 # bend a check (and have the skip or failure reported in the storage's name).
 
@@ -139,7 +131,7 @@ async def _expect(storage: SessionStorage, expected: dict[str, bytes | None], wh
         if got is not None and not isinstance(got, bytes):
             pytest.fail(f"read({id!r}) returned {type(got).__name__}, not bytes")
         if got != want:
-            wrong.append(f"  read({id!r}) = {_label(got)}, expected {_label(want)}")
+            wrong.append(f"  read({id!r}) = {label(got)}, expected {label(want)}")
     if wrong:
         shown = "\n".join(wrong[:8]) + ("\n  ..." if len(wrong) > 8 else "")
         pytest.fail(f"{what}: {len(wrong)} of {len(expected)} wrong\n{shown}", pytrace=False)
@@ -321,8 +313,10 @@ class StorageContract(Contract, kit=True):
             got = await storage.read(id)
             if not _in_time(sent, ttl, kit_timing):
                 return False
-            assert got == b"short-lived", (
-                f"a value written with ttl={ttl}s read back as {_label(got)} {_now() - written:.3f}s later"
+            require_equal(
+                got,
+                b"short-lived",
+                f"a value written with ttl={ttl}s read back as {label(got)} {_now() - written:.3f}s later",
             )
             await _sleep_until(written + ttl + kit_timing.tolerance)
             got = await storage.read(id)
@@ -378,8 +372,10 @@ class StorageContract(Contract, kit=True):
             got = await storage.read(id)
             if not _in_time(written, 3 * ttl, kit_timing):
                 return False
-            assert got == b"rolling", (
-                f"past the first ttl={ttl}s, a value touched with ttl={3 * ttl}s read back as {_label(got)}"
+            require_equal(
+                got,
+                b"rolling",
+                f"past the first ttl={ttl}s, a value touched with ttl={3 * ttl}s read back as {label(got)}",
             )
             await _sleep_until(touched + 3 * ttl + kit_timing.tolerance)
             await _expect(storage, {id: None}, f"past the touched ttl={3 * ttl}s")
@@ -472,8 +468,8 @@ class StorageContract(Contract, kit=True):
             id, value = _new_id(self), os.urandom(size)
             await storage.write(id, value, None)
             got = await storage.read(id)
-            assert got == value, (
-                f"a {size}-byte value (declared max_value_size={limit}) read back as {_label(got)}"
+            require_equal(
+                got, value, f"a {size}-byte value (declared max_value_size={limit}) read back as {label(got)}"
             )
             await storage.invalidate(id)
 
@@ -566,8 +562,8 @@ class StorageContract(Contract, kit=True):
         final = await storage.read(id)
         seen.append(final)
         torn = [v for v in seen if v not in values and v != initial]
-        assert not torn, f"read saw a value nobody wrote (torn write): {_label(torn[0])}"
-        assert final in values, f"after the writers, read gives {_label(final)}"
+        assert not torn, f"read saw a value nobody wrote (torn write): {label(torn[0])}"
+        require_one_of(final, tuple(values), f"after the writers, read gives {label(final)}")
 
     @_check
     async def test_cancelled_write(self, storage: SessionStorage) -> None:
@@ -580,9 +576,11 @@ class StorageContract(Contract, kit=True):
             with anyio.move_on_after(delay):
                 await storage.write(id, new, None)
             got = await storage.read(id)
-            assert got in (old, new), (
-                f"after a write cancelled at {delay}s, read gives {_label(got)}: neither the old "
-                "nor the new value"
+            require_one_of(
+                got,
+                (old, new),
+                f"after a write cancelled at {delay}s, read gives {label(got)}: neither the old "
+                "nor the new value",
             )
             probe = _new_id(self)
             await storage.write(probe, b"still works", None)
@@ -641,7 +639,8 @@ class StorageContract(Contract, kit=True):
             )
         id, value = _new_id(self), bytes(range(256))
         await storage.write(id, value, None)
-        assert await raw_read(id) == value, "the backend does not hold what write was given"
+        held = await raw_read(id)
+        require_equal(held, value, f"the backend does not hold what write was given: it holds {label(held)}")
         await storage.invalidate(id)
         assert await raw_read(id) is None, "invalidate left the value in the backend"
 
