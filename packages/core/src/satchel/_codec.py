@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 import sys
@@ -16,11 +15,16 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _VERSION = 1
 
 
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+# base64url to standard base64; '+', '/' and '=' in the input become '!', which no decoder accepts
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
+_PADDING = (b"", b"", b"==", b"=")
+
+
 def b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
 
 
-_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _STANDARD_ONLY = re.compile(rb"[A-Za-z0-9+/]*=*")
 
 if sys.version_info >= (3, 11):
@@ -44,11 +48,8 @@ def b64decode(text: str) -> bytes | None:
     # unused low bits in the last character would let two texts carry the same bytes
     if tail and _ALPHABET.find(text[-1]) & (0x0F if tail == 2 else 0x03):
         return None
-    raw = text.encode("ascii")
-    if b"+" in raw or b"/" in raw or b"=" in raw:
-        return None
     try:
-        return _a2b(raw.translate(_TO_STANDARD) + b"=" * (-tail % 4))
+        return _a2b(text.encode("ascii").translate(_TO_STANDARD) + _PADDING[tail])
     except binascii.Error:
         return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from typing import Protocol
 
 from ._exceptions import ConfigError
 from ._types import Reissue
@@ -24,6 +25,18 @@ def as_key(secret: str | bytes, *, what: str = "key") -> bytes:
             "Generate one with `satchel keygen`"
         )
     return key
+
+
+class _Mac(Protocol):
+    def copy(self) -> _Mac: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+def _keyed(key: bytes) -> _Mac:
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    inner: _Mac = getattr(mac, "_hmac", None) or mac
+    return inner
 
 
 class Sign:
@@ -48,8 +61,9 @@ class Sign:
 
     def _derive(self, context: bytes) -> None:
         keys = [hmac.new(m, b"satchel.sign\x00" + context, hashlib.sha256).digest() for m in self._masters]
-        # keyed once: copying a keyed HMAC skips the per-call key setup and digest lookup
-        self._macs = [hmac.new(k, digestmod=hashlib.sha256) for k in keys]
+        # keyed once: copying a keyed HMAC skips the per-call key setup and digest lookup;
+        # the C object under hmac.HMAC, where there is one, copies without Python calls
+        self._macs = [_keyed(k) for k in keys]
 
     def bind(self, context: str) -> Sign:
         """A copy whose keys are derived for ``context`` (a mapping's transport and name)."""
