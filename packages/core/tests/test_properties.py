@@ -788,3 +788,43 @@ def test_rolling_renewals_never_outlive_max_lifetime(transport: str, server_side
         assert [alive for _, alive in timeline] == [t < lifetime for t, _ in timeline], timeline
 
     check()
+
+
+@pytest.mark.parametrize(("transport", "server_side"), KINDS, ids=KIND_IDS)
+def test_regenerating_never_outlives_max_lifetime(transport: str, server_side: bool) -> None:
+    """An app that regenerates the session on every request (a new ID each time) does not
+    push back its absolute lifetime: regenerate keeps when the session began."""
+
+    @FEW
+    @given(lifetime=st.integers(150, 600), step=st.integers(10, 99))
+    def check(lifetime: int, step: int) -> None:
+        clock = Clock(START)
+        mapping = expiring(transport, server_side, clock, max_age=100, max_lifetime=lifetime)
+        sessions = satchel.Sessions(mapping, clock=clock)
+
+        async def write(s: satchel.RequestSessions) -> None:
+            s.set(Cart(items=["x"]))
+
+        async def rotate(s: satchel.RequestSessions) -> Any:
+            alive = await s.get(Cart) is not None
+            if alive:
+                s.regenerate(Cart)
+            return alive
+
+        async def main() -> list[tuple[float, bool]]:
+            async with client(serve(sessions, write)) as c:
+                text = issued(await c.get("/"), mapping)
+            assert text is not None
+            timeline = []
+            async with client(serve(sessions, rotate)) as c:
+                while clock.now < START + lifetime + 2 * step:
+                    clock.now += step
+                    r = await c.get("/", headers=sent(mapping, text))
+                    timeline.append((clock.now - START, r.json()))
+                    text = issued(r, mapping) or text
+            return timeline
+
+        timeline = run(main)
+        assert [alive for _, alive in timeline] == [t < lifetime for t, _ in timeline], timeline
+
+    check()

@@ -466,7 +466,7 @@ class RequestSessions:
         now = self._sessions.clock()
         fresh = st.id is None
         session_id = m.new_id() if st.id is None else st.id
-        created = now if fresh else st.created
+        created = st.created if st.found else now  # a regenerated ID keeps when the session began
         ttl = m.lifetime(created, now)
         record = pack_record(m.name, created, st.data)
         if m.detect_conflicts:
