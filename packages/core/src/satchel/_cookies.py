@@ -121,6 +121,7 @@ class CookieAttributes:
         if partitioned:
             tail.append("Partitioned")
         self._tail = "; " + "; ".join(tail)
+        self._tail_secure = self._tail + "; Secure"
         # What every Set-Cookie of this mapping adds around the value, at most.
         self.overhead = len(f"{name}=; Max-Age=9999999999; Expires={formatdate(0, usegmt=True)}")
         self.overhead += len(self._tail) + len("; Secure")
@@ -131,18 +132,13 @@ class CookieAttributes:
         return scope_scheme in ("https", "wss") or not is_local_host(host())
 
     def set_cookie(self, value: str, max_age: float | None, now: float, secure: bool) -> bytes:
-        parts = [f"{self.name}={value}"]
-        if max_age is not None:
-            seconds = max(0, int(max_age))
-            parts.append(f"Max-Age={seconds}")
-            parts.append(f"Expires={_http_date(int(now) + seconds)}")
-        header = "; ".join(parts) + self._tail
-        if secure:
-            header += "; Secure"
-        return header.encode("latin-1")
+        tail = self._tail_secure if secure else self._tail
+        if max_age is None:
+            return f"{self.name}={value}{tail}".encode("latin-1")
+        seconds = max(0, int(max_age))
+        expires = _http_date(int(now) + seconds)
+        return f"{self.name}={value}; Max-Age={seconds}; Expires={expires}{tail}".encode("latin-1")
 
     def delete_cookie(self, secure: bool) -> bytes:
-        header = f"{self.name}=; Max-Age=0; Expires={formatdate(0, usegmt=True)}" + self._tail
-        if secure:
-            header += "; Secure"
-        return header.encode("latin-1")
+        tail = self._tail_secure if secure else self._tail
+        return f"{self.name}=; Max-Age=0; Expires={formatdate(0, usegmt=True)}{tail}".encode("latin-1")

@@ -181,7 +181,7 @@ class RequestSessions:
     def _incoming(self, m: Mapping[Any]) -> list[str]:
         if m.transport == "cookie":
             if self._jar is None:
-                self._jar = parse_cookie_header(v for k, v in self._headers if k == b"cookie")
+                self._jar = parse_cookie_header([v for k, v in self._headers if k == b"cookie"])
             return self._jar.get(m.name, [])
         key = m.header_key
         return [v.decode("latin-1") for k, v in self._headers if k.lower() == key]
@@ -271,7 +271,9 @@ class RequestSessions:
     async def get(self, key: Key) -> object | None:
         """The session of this type (or mapping name), or ``None`` when absent or invalid."""
         m = self._sessions._by_type.get(key) or self._sessions.mapping(key)
-        st = self._state(m)
+        st = self._states.get(m) if self._states is not None else None
+        if st is None:
+            st = self._state(m)
         if not st.loaded:
             if m.storage is None:
                 self._load_stateless(m, st)
