@@ -1,8 +1,21 @@
-"""MongoStorage against a real MongoDB: the conformance kit, then what is MongoDB's own.
+"""MongoStorage against a real server: the conformance kit, then what is MongoDB's own.
 
-Every test here needs ``satchel_mongodb_url``: ``SATCHEL_TEST_MONGODB_URL``, a ``mongod``
-on PATH (started as a single-node replica set) or a Docker engine. Without one they are
-skipped, and the skip says which of the three to provide.
+Every test runs against two servers, and its ID says which:
+
+- ``mongodb``: MongoDB itself, from ``satchel_mongodb_url`` (``SATCHEL_TEST_MONGODB_URL``,
+  a ``mongod`` on PATH started as a single-node replica set, or a Docker engine). Without
+  one these are skipped, and the skip says which of the three to provide.
+- ``compatible-server``: a stand-in, not MongoDB. ``satchel_mongo_compatible_url`` starts
+  a MongoDB wire-compatible server installed from PyPI with the dev dependency group
+  (SecantusDB: WiredTiger storage, a one-node replica set). It proves that what the storage
+  sends goes through the real driver over a real socket and does what the storage
+  expects: the filters, upserts and conditional replaces, the TTL index, the duplicate-key
+  error that decides compare-and-set, namespaces, persistence across clients. It cannot
+  prove what only ``mongod`` decides: its exact error codes and messages, the timing of
+  its TTL monitor (the stand-in sweeps every second; nothing here waits for a sweep, since
+  the storage refuses expired documents itself), replica-set elections and failover,
+  sharding, or speed. A check that fails only because the stand-in differs from MongoDB
+  is marked xfail on that server alone, with the difference as its reason.
 
 Each test works in a fresh namespace of the ``sessions_test`` collection and deletes
 that namespace's documents afterwards, so a shared cluster is left as it was found.
@@ -34,15 +47,26 @@ def _with_query(url: str, option: str) -> str:
     return f"{url}?{option}" if "/" in url.partition("://")[2] else f"{url}/?{option}"
 
 
+# the test ID of each server, and the session fixture that finds it
+SERVERS = {"mongodb": "satchel_mongodb_url", "compatible-server": "satchel_mongo_compatible_url"}
+
+
+@pytest.fixture(params=list(SERVERS))
+def server_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the server this test runs against; its ID is the server's name."""
+    url: str = request.getfixturevalue(SERVERS[request.param])
+    return url
+
+
 @pytest.fixture
 def namespace() -> str:
     return f"test-{secrets.token_hex(6)}"
 
 
 @pytest.fixture
-async def raw(satchel_mongodb_url: str, namespace: str) -> AsyncIterator[AsyncCollection[Document]]:
+async def raw(server_url: str, namespace: str) -> AsyncIterator[AsyncCollection[Document]]:
     """The collection, through a client of its own; cleans the test's namespaces after it."""
-    parsed = doc.parse_url(satchel_mongodb_url)
+    parsed = doc.parse_url(server_url)
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         parsed.client_url, **doc.client_options(parsed.query_keys, {})
     )
@@ -55,16 +79,16 @@ async def raw(satchel_mongodb_url: str, namespace: str) -> AsyncIterator[AsyncCo
 
 
 @pytest.fixture
-def open_mongo(satchel_mongodb_url: str, namespace: str) -> Callable[..., MongoStorage]:
+def open_mongo(server_url: str, namespace: str) -> Callable[..., MongoStorage]:
     def open_(**options: Any) -> MongoStorage:
         options.setdefault("namespace", namespace)
-        return MongoStorage.from_url(satchel_mongodb_url, collection=COLLECTION, **options)
+        return MongoStorage.from_url(server_url, collection=COLLECTION, **options)
 
     return open_
 
 
-class TestMongoStorageContract(StorageContract):
-    """The whole kit, on a namespace of its own in the real server's collection."""
+class _OnAServer(StorageContract):
+    """The whole kit, on a namespace of its own in the server's collection."""
 
     ttl = 0.5
     tolerance = 0.2
@@ -110,6 +134,22 @@ class TestMongoStorageContract(StorageContract):
             await raw.replace_one({"_id": key}, doc.session_document(key, data, None), upsert=True)
 
         return write
+
+
+class TestMongoStorageContractOnMongoDB(_OnAServer):
+    """The whole kit against MongoDB itself."""
+
+    @pytest.fixture
+    def server_url(self, satchel_mongodb_url: str) -> str:
+        return satchel_mongodb_url
+
+
+class TestMongoStorageContractOnCompatibleServer(_OnAServer):
+    """The whole kit against the wire-compatible stand-in (not MongoDB; see the module)."""
+
+    @pytest.fixture
+    def server_url(self, satchel_mongo_compatible_url: str) -> str:
+        return satchel_mongo_compatible_url
 
 
 # --- MongoDB's own behaviour ---------------------------------------------------------
@@ -236,9 +276,9 @@ async def test_server_purge_removes_only_this_namespaces_expired_sessions(
 
 
 async def test_server_collection_from_the_url_query(
-    satchel_mongodb_url: str, raw: AsyncCollection[Document], namespace: str
+    server_url: str, raw: AsyncCollection[Document], namespace: str
 ) -> None:
-    url = _with_query(satchel_mongodb_url, f"collection={COLLECTION}&namespace={namespace}")
+    url = _with_query(server_url, f"collection={COLLECTION}&namespace={namespace}")
     storage = MongoStorage.from_url(url)
     try:
         await storage.write("via-url", b"here", None)
@@ -248,9 +288,9 @@ async def test_server_collection_from_the_url_query(
 
 
 async def test_server_own_client_keeps_working_after_the_storage_closes(
-    satchel_mongodb_url: str, raw: AsyncCollection[Document], namespace: str
+    server_url: str, raw: AsyncCollection[Document], namespace: str
 ) -> None:
-    parsed = doc.parse_url(satchel_mongodb_url)
+    parsed = doc.parse_url(server_url)
     client: AsyncMongoClient[Document] = AsyncMongoClient(parsed.client_url)
     try:
         storage = MongoStorage(

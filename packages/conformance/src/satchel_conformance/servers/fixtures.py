@@ -1,7 +1,8 @@
 """Session-scoped pytest fixtures that yield server URLs, or skip saying what to provide.
 
 The kit's pytest plugin exposes them to every test run: ``satchel_redis_url``,
-``satchel_redis_cluster_url``, ``satchel_redis_sentinel_url``, ``satchel_mongodb_url``.
+``satchel_redis_cluster_url``, ``satchel_redis_sentinel_url``, ``satchel_mongodb_url``, and
+``satchel_mongo_compatible_url`` (a wire-compatible stand-in for MongoDB, not MongoDB).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from . import Unavailable, mongodb, redis, redis_cluster, redis_sentinel
+from . import Unavailable, mongo_compatible, mongodb, redis, redis_cluster, redis_sentinel
 
 __all__ = [
     "satchel_redis_url",
     "satchel_redis_cluster_url",
     "satchel_redis_sentinel_url",
     "satchel_mongodb_url",
+    "satchel_mongo_compatible_url",
 ]
 
 
@@ -56,3 +58,12 @@ def satchel_redis_sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iter
 def satchel_mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A ``mongodb://`` URL to a single-node replica set."""
     yield from _serve(mongodb, tmp_path_factory, "mongodb")
+
+
+@pytest.fixture(scope="session")
+def satchel_mongo_compatible_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``mongodb://`` URL to a MongoDB wire-compatible server: a stand-in, not MongoDB.
+
+    Skips when the server's package is not importable (it is in the dev dependency group).
+    """
+    yield from _serve(mongo_compatible, tmp_path_factory, "mongo-compatible")
