@@ -226,3 +226,13 @@ def test_no_server_data_of_reads_bytes_and_refuses_foreign_documents() -> None:
     assert doc.data_of(None) is None
     assert doc.data_of({"data": "not bytes"}) is None
     assert doc.data_of({}) is None
+
+
+def test_no_server_a_hand_made_ttl_index_on_expires_serves_whatever_its_name() -> None:
+    keys, _ = doc.ttl_index()
+    by_hand = {"_id_": {"key": [("_id", 1)]}, "expires_1": {"key": keys, "expireAfterSeconds": 0}}
+    assert doc.serves_as_ttl_index(by_hand)
+    later = {"expires_1": {"key": keys, "expireAfterSeconds": 3600}}
+    partial = {"x": {"key": keys, "expireAfterSeconds": 0, "partialFilterExpression": {"a": 1}}}
+    plain = {"expires_1": {"key": keys}}
+    assert not any(doc.serves_as_ttl_index(indexes) for indexes in (later, partial, plain, {}))

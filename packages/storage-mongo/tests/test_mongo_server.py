@@ -30,6 +30,7 @@ from typing import Any
 
 import anyio
 import pytest
+import satchel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from satchel import SessionStorage
@@ -58,6 +59,12 @@ def server_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
+def _server_of(request: pytest.FixtureRequest) -> str:
+    """The ID of the server a module-level test runs against."""
+    server: str = request.node.callspec.params["server_url"]
+    return server
+
+
 @pytest.fixture
 def namespace() -> str:
     return f"test-{secrets.token_hex(6)}"
@@ -82,7 +89,8 @@ async def raw(server_url: str, namespace: str) -> AsyncIterator[AsyncCollection[
 def open_mongo(server_url: str, namespace: str) -> Callable[..., MongoStorage]:
     def open_(**options: Any) -> MongoStorage:
         options.setdefault("namespace", namespace)
-        return MongoStorage.from_url(server_url, collection=COLLECTION, **options)
+        options.setdefault("collection", COLLECTION)
+        return MongoStorage.from_url(server_url, **options)
 
     return open_
 
@@ -304,3 +312,70 @@ async def test_server_own_client_keeps_working_after_the_storage_closes(
         assert await client[raw.database.name][COLLECTION].count_documents({}) >= 1
     finally:
         await client.close()
+
+
+# --- regressions found on the compatible server (each also runs against MongoDB) -----
+
+
+@pytest.fixture
+async def own_collection(raw: AsyncCollection[Document]) -> AsyncIterator[AsyncCollection[Document]]:
+    """A collection of the test's own (its indexes differ from the shared one), dropped after."""
+    collection = raw.database[f"{COLLECTION}_{secrets.token_hex(4)}"]
+    try:
+        yield collection
+    finally:
+        await collection.drop()
+
+
+async def test_server_an_equivalent_ttl_index_under_another_name_is_used(
+    open_mongo: Callable[..., MongoStorage], own_collection: AsyncCollection[Document]
+) -> None:
+    """Defect: a collection whose TTL index on ``expires`` was made by hand as MongoDB's
+    TTL docs show (default name ``expires_1``, expireAfterSeconds 0) failed every session
+    operation: the server refuses the same index under a second name (IndexOptionsConflict),
+    so the storage never got past creating its index, and said to check reachability."""
+    await own_collection.create_index([("expires", 1)], expireAfterSeconds=0)
+    storage = open_mongo(collection=own_collection.name)
+    try:
+        await storage.write("id1", b"kept", 60)
+        assert await storage.read("id1") == b"kept"
+    finally:
+        await storage.aclose()
+    assert list(await own_collection.index_information()) == ["_id_", "expires_1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expire_after"),
+    [(doc.TTL_INDEX_NAME, 3600), ("expires_1", 3600)],
+    ids=["same-name", "other-name"],
+)
+async def test_server_a_conflicting_ttl_index_is_reported_with_what_to_do(
+    open_mongo: Callable[..., MongoStorage],
+    own_collection: AsyncCollection[Document],
+    name: str,
+    expire_after: int,
+    request: pytest.FixtureRequest,
+) -> None:
+    """An index on ``expires`` that would not delete documents at their date is refused
+    with a message naming it and the ways out, not a hint to check the network."""
+    if name != doc.TTL_INDEX_NAME and _server_of(request) == "compatible-server":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="the compatible server builds a second index on the same keys with other "
+                "options under another name; mongod refuses it (IndexOptionsConflict, 85)",
+            )
+        )
+    await own_collection.create_index([("expires", 1)], name=name, expireAfterSeconds=expire_after)
+    storage = open_mongo(collection=own_collection.name)
+    try:
+        for _ in range(2):  # every operation says so, not only the first
+            with pytest.raises(satchel.StorageError) as caught:
+                await storage.read("id1")
+            message = str(caught.value)
+            assert name in message
+            assert "create_index=False" in message
+            assert "reachable" not in message
+            assert caught.value.__cause__ is not None
+    finally:
+        await storage.aclose()

@@ -19,6 +19,7 @@ Everything here is a pure function, so it is checked without a server.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -48,6 +49,8 @@ __all__ = [
     "touch_update",
     "purge_filter",
     "ttl_index",
+    "INDEX_CONFLICT_CODES",
+    "serves_as_ttl_index",
     "data_of",
 ]
 
@@ -245,6 +248,25 @@ def purge_filter(namespace: str | None, now: datetime) -> dict[str, Any]:
 def ttl_index() -> tuple[list[tuple[str, int]], dict[str, Any]]:
     """Keys and options of the TTL index: expire each document at its ``expires`` date."""
     return [("expires", 1)], {"name": TTL_INDEX_NAME, "expireAfterSeconds": 0}
+
+
+# IndexOptionsConflict (the same keys under another name, or with other options under
+# another name) and IndexKeySpecsConflict (the same name with other keys or options)
+INDEX_CONFLICT_CODES = frozenset({85, 86})
+
+
+def serves_as_ttl_index(indexes: Mapping[str, Any]) -> bool:
+    """Whether one of ``indexes`` (as ``index_information`` gives them) expires every
+    document at its ``expires`` date, as `ttl_index` does, whatever its name."""
+    keys, options = ttl_index()
+    for spec in indexes.values():
+        if (
+            spec.get("key") == keys
+            and spec.get("expireAfterSeconds") == options["expireAfterSeconds"]
+            and "partialFilterExpression" not in spec  # would leave some documents undeleted
+        ):
+            return True
+    return False
 
 
 def data_of(document: Any) -> bytes | None:

@@ -174,11 +174,31 @@ class MongoStorage:
         if not self._index_ready:
             async with self._index_lock:
                 if not self._index_ready:
-                    keys, options = doc.ttl_index()
                     with self._failures("create the TTL index on 'expires'"):
-                        await self._collection.create_index(keys, **options)
+                        await self._create_ttl_index()
                     self._index_ready = True
         return self._collection
+
+    async def _create_ttl_index(self) -> None:
+        from pymongo.errors import OperationFailure
+
+        keys, options = doc.ttl_index()
+        try:
+            await self._collection.create_index(keys, **options)
+        except OperationFailure as exc:
+            if exc.code not in doc.INDEX_CONFLICT_CODES:
+                raise
+            # The server refuses a second index on the same keys; one made by hand
+            # (e.g. under the default name expires_1) may do the same job.
+            if doc.serves_as_ttl_index(await self._collection.index_information()):
+                return
+            reason = exc.details.get("errmsg", str(exc)) if exc.details else str(exc)
+            raise StorageError(
+                f"{self._collection.full_name} has an index that conflicts with satchel's TTL index "
+                f"{doc.TTL_INDEX_NAME!r} ({keys}, expireAfterSeconds={options['expireAfterSeconds']}): "
+                f"{reason}. Drop the conflicting index, or create satchel's index yourself and pass "
+                "create_index=False, or use another collection"
+            ) from exc
 
     def _key(self, id: str) -> str | dict[str, str]:
         return doc.document_id(self._namespace, id)

@@ -31,8 +31,7 @@ __all__ = ["mongo_compatible"]
 _MODULE = "secantus"
 _REPLICA_SET = "secantus"  # the name the server gives its one-node replica set
 _HOW = (
-    "install the dev dependency group (pip install 'SecantusDB==0.7.0b3'; "
-    "Linux x86_64, Python 3.10 to 3.13)"
+    "install the dev dependency group (pip install 'SecantusDB==0.7.0b3'; Linux x86_64, Python 3.10 to 3.13)"
 )
 # Runs in the subprocess: serve until SIGTERM, then stop the server so its storage closes cleanly.
 _SERVE = """\
