@@ -17,7 +17,7 @@ import satchel
 from pymongo import AsyncMongoClient
 from pymongo.errors import ServerSelectionTimeoutError
 from satchel import ConfigError, StorageError
-from satchel_conformance.servers import Unavailable, free_port, mongodb
+from satchel_conformance.servers import Unavailable, free_port, mongo_compatible, mongodb
 from satchel_mongo import MongoStorage
 from satchel_mongo._documents import MAX_VALUE_SIZE
 
@@ -190,3 +190,17 @@ def test_no_server_finder_prefers_the_env_url(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("SATCHEL_TEST_MONGODB_URL", "mongodb://cluster.example:27017/")
     with mongodb(tmp_path) as url:
         assert url == "mongodb://cluster.example:27017/"
+
+
+def test_no_server_compatible_server_finder_says_when_it_is_not_importable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from satchel_conformance.servers import _mongo_compatible
+
+    monkeypatch.setattr(_mongo_compatible, "_MODULE", "satchel_test_no_such_server")
+    with pytest.raises(Unavailable) as info, mongo_compatible(tmp_path):
+        pass
+    message = str(info.value)
+    assert "not importable" in message
+    assert "SecantusDB==0.7.0b3" in message
+    assert list(tmp_path.iterdir()) == []  # nothing was started

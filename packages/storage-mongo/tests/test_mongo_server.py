@@ -24,8 +24,10 @@ that namespace's documents afterwards, so a shared cluster is left as it was fou
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -35,6 +37,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from satchel import SessionStorage
 from satchel_conformance import StorageContract
+from satchel_conformance.servers import mongo_compatible
 from satchel_mongo import MongoStorage
 from satchel_mongo import _documents as doc
 
@@ -379,3 +382,16 @@ async def test_server_a_conflicting_ttl_index_is_reported_with_what_to_do(
             assert caught.value.__cause__ is not None
     finally:
         await storage.aclose()
+
+
+# --- the compatible server's finder ---------------------------------------------------
+
+
+def test_compatible_server_finder_stops_the_server_and_removes_its_data(tmp_path: Path) -> None:
+    pytest.importorskip("secantus", reason="the MongoDB wire-compatible test server is not installed")
+    with mongo_compatible(tmp_path) as url:
+        port = int(url.partition("127.0.0.1:")[2].partition("/")[0])
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert [path.name for path in tmp_path.iterdir() if path.is_dir()] == []
