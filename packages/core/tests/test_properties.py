@@ -754,37 +754,45 @@ def test_a_value_is_refused_after_max_age_though_the_client_replays_it(
     check()
 
 
+def lifetime_timeline(
+    transport: str, server_side: bool, lifetime: int, step: int, handler: Handler
+) -> list[tuple[float, bool]]:
+    """Start a session with max_lifetime=``lifetime``, then come back every ``step``
+    seconds through ``handler`` (which returns whether the session was there), keeping
+    whatever the server hands back: (seconds since the start, alive) per visit."""
+    clock = Clock(START)
+    mapping = expiring(transport, server_side, clock, max_age=100, max_lifetime=lifetime)
+    sessions = satchel.Sessions(mapping, clock=clock)
+
+    async def write(s: satchel.RequestSessions) -> None:
+        s.set(Cart(items=["x"]))
+
+    async def main() -> list[tuple[float, bool]]:
+        async with client(serve(sessions, write)) as c:
+            text = issued(await c.get("/"), mapping)
+        assert text is not None
+        timeline = []
+        async with client(serve(sessions, handler)) as c:
+            while clock.now < START + lifetime + 2 * step:
+                clock.now += step
+                r = await c.get("/", headers=sent(mapping, text))
+                timeline.append((clock.now - START, r.json()))
+                text = issued(r, mapping) or text
+        return timeline
+
+    return run(main)
+
+
 @pytest.mark.parametrize(("transport", "server_side"), KINDS, ids=KIND_IDS)
 def test_rolling_renewals_never_outlive_max_lifetime(transport: str, server_side: bool) -> None:
+    async def read(s: satchel.RequestSessions) -> Any:
+        return await s.get(Cart) is not None
+
     @FEW
     @given(lifetime=st.integers(150, 2000), step=st.integers(51, 99))
     def check(lifetime: int, step: int) -> None:
-        clock = Clock(START)
-        mapping = expiring(transport, server_side, clock, max_age=100, max_lifetime=lifetime)
-        sessions = satchel.Sessions(mapping, clock=clock)
-
-        async def write(s: satchel.RequestSessions) -> None:
-            s.set(Cart(items=["x"]))
-
-        async def read(s: satchel.RequestSessions) -> Any:
-            return await s.get(Cart) is not None
-
-        async def main() -> list[tuple[float, bool]]:
-            async with client(serve(sessions, write)) as c:
-                text = issued(await c.get("/"), mapping)
-            assert text is not None
-            timeline = []
-            async with client(serve(sessions, read)) as c:
-                # the client comes back every `step` seconds (under max_age) and keeps
-                # whatever renewal the server hands it
-                while clock.now < START + lifetime + 2 * step:
-                    clock.now += step
-                    r = await c.get("/", headers=sent(mapping, text))
-                    timeline.append((clock.now - START, r.json()))
-                    text = issued(r, mapping) or text
-            return timeline
-
-        timeline = run(main)
+        # visits every `step` seconds, under max_age: rolling renews, up to max_lifetime
+        timeline = lifetime_timeline(transport, server_side, lifetime, step, read)
         assert [alive for _, alive in timeline] == [t < lifetime for t, _ in timeline], timeline
 
     check()
@@ -795,36 +803,16 @@ def test_regenerating_never_outlives_max_lifetime(transport: str, server_side: b
     """An app that regenerates the session on every request (a new ID each time) does not
     push back its absolute lifetime: regenerate keeps when the session began."""
 
+    async def rotate(s: satchel.RequestSessions) -> Any:
+        alive = await s.get(Cart) is not None
+        if alive:
+            s.regenerate(Cart)
+        return alive
+
     @FEW
     @given(lifetime=st.integers(150, 600), step=st.integers(10, 99))
     def check(lifetime: int, step: int) -> None:
-        clock = Clock(START)
-        mapping = expiring(transport, server_side, clock, max_age=100, max_lifetime=lifetime)
-        sessions = satchel.Sessions(mapping, clock=clock)
-
-        async def write(s: satchel.RequestSessions) -> None:
-            s.set(Cart(items=["x"]))
-
-        async def rotate(s: satchel.RequestSessions) -> Any:
-            alive = await s.get(Cart) is not None
-            if alive:
-                s.regenerate(Cart)
-            return alive
-
-        async def main() -> list[tuple[float, bool]]:
-            async with client(serve(sessions, write)) as c:
-                text = issued(await c.get("/"), mapping)
-            assert text is not None
-            timeline = []
-            async with client(serve(sessions, rotate)) as c:
-                while clock.now < START + lifetime + 2 * step:
-                    clock.now += step
-                    r = await c.get("/", headers=sent(mapping, text))
-                    timeline.append((clock.now - START, r.json()))
-                    text = issued(r, mapping) or text
-            return timeline
-
-        timeline = run(main)
+        timeline = lifetime_timeline(transport, server_side, lifetime, step, rotate)
         assert [alive for _, alive in timeline] == [t < lifetime for t, _ in timeline], timeline
 
     check()
