@@ -206,22 +206,33 @@ class _RedisBase:
         return f"{self._prefix}{{{id}}}"
 
     async def _run(self, what: str, id: str, op: Callable[[bool], Awaitable[T]]) -> T:
+        """``op(retrying)`` under the storage's deadline, retried by its policy.
+
+        ``op`` may return the client's own awaitable: every coroutine layer between the
+        event loop and the socket is paid again each time the command waits.
+        """
         if self._closed:
             raise StorageError(f"{self!r} is closed; open a new storage")
         attempts = 1
-
-        async def again() -> T:
-            nonlocal attempts
-            attempts += 1
-            return await self._attempt(op, retrying=True)
-
         try:
             async with _deadline(self._timeout):
                 try:
-                    return await self._attempt(op, retrying=False)
+                    try:
+                        return await op(False)
+                    except AttributeError as exc:
+                        raise self._reset_under_command(exc) from exc
                 except self._retryable:
                     # the first attempt runs bare (the common case costs nothing extra);
                     # after a failure, the retry policy takes over
+
+                    async def again() -> T:
+                        nonlocal attempts
+                        attempts += 1
+                        try:
+                            return await op(True)
+                        except AttributeError as exc:
+                            raise self._reset_under_command(exc) from exc
+
                     return await self._retry.call_with_retry(again, _ignore)
         except TimeoutError as exc:
             raise StorageError(
@@ -234,38 +245,31 @@ class _RedisBase:
                 f"Redis failed {what} of session {id!r} after {attempts} attempt(s): {exc}"
             ) from exc
 
-    async def _attempt(self, op: Callable[[bool], Awaitable[T]], *, retrying: bool) -> T:
-        try:
-            return await op(retrying)
-        except AttributeError as exc:
-            # redis-py's cluster client can hand a command a connection that another
-            # task is resetting (its reader or writer is None): a dropped connection, so
-            # retried. Any other AttributeError is a bug and goes up as it is.
-            if not (self._resets_under_commands and exc.obj is None):
-                raise
-            raise self._dropped(f"connection reset under the command: {exc}") from exc
+    def _reset_under_command(self, exc: AttributeError) -> Exception:
+        # redis-py's cluster client can hand a command a connection that another task is
+        # resetting (its reader or writer is None): a dropped connection, so retried. Any
+        # other AttributeError is a bug and goes up as it is.
+        if not (self._resets_under_commands and exc.obj is None):
+            raise exc
+        dropped: Exception = self._dropped(f"connection reset under the command: {exc}")
+        return dropped
 
     async def read(self, id: str) -> bytes | None:
         """The stored bytes (one GET), or ``None`` when absent or expired."""
         key = self.key(id)
-
-        async def get(retrying: bool) -> bytes | None:
-            value = await self._client.get(key)
-            return None if value is None else bytes(value)
-
-        return await self._run("read", id, get)
+        value = await self._run("read", id, lambda retrying: self._client.get(key))
+        return None if value is None else bytes(value)
 
     async def write(self, id: str, data: bytes, ttl: float | None) -> None:
         """Store ``data`` (one SET with PX; one DEL when ``ttl`` has already run out)."""
         key, value = self.key(id), bytes(data)
 
-        async def put(retrying: bool) -> None:
+        def put(retrying: bool) -> Awaitable[Any]:
             if ttl is None:
-                await self._client.set(key, value)
-            elif ttl <= 0:
-                await self._client.delete(key)
-            else:
-                await self._client.set(key, value, px=_millis(ttl))
+                return self._client.set(key, value)  # type: ignore[no-any-return]
+            if ttl <= 0:
+                return self._client.delete(key)  # type: ignore[no-any-return]
+            return self._client.set(key, value, px=_millis(ttl))  # type: ignore[no-any-return]
 
         await self._run("write", id, put)
 
@@ -281,11 +285,11 @@ class _RedisBase:
         has_expected = "0" if expected is None else "1"
         old = b"" if expected is None else bytes(expected)
 
-        async def compare_and_set(retrying: bool) -> int:
+        def compare_and_set(retrying: bool) -> Awaitable[Any]:
             args: list[bytes | str] = [has_expected, old, value, px, "1" if retrying else "0"]
-            return int(await self._script(keys=[key], args=args))
+            return self._script(keys=[key], args=args)
 
-        outcome = await self._run("write_if", id, compare_and_set)
+        outcome = int(await self._run("write_if", id, compare_and_set))
         if outcome < 0:
             raise StorageError(
                 f"Redis lost the reply to the insert of session {id!r}, and whether it was "
@@ -298,22 +302,18 @@ class _RedisBase:
         """Delete ``id`` (one DEL); an absent id is not an error."""
         key = self.key(id)
 
-        async def delete(retrying: bool) -> None:
-            await self._client.delete(key)
-
-        await self._run("invalidate", id, delete)
+        await self._run("invalidate", id, lambda retrying: self._client.delete(key))
 
     async def touch(self, id: str, ttl: float | None) -> None:
         """Extend the expiry of ``id`` (one PEXPIRE, or PERSIST for no expiry)."""
         key = self.key(id)
 
-        async def extend(retrying: bool) -> None:
+        def extend(retrying: bool) -> Awaitable[Any]:
             if ttl is None:
-                await self._client.persist(key)
-            elif ttl <= 0:
-                await self._client.delete(key)
-            else:
-                await self._client.pexpire(key, _millis(ttl))
+                return self._client.persist(key)  # type: ignore[no-any-return]
+            if ttl <= 0:
+                return self._client.delete(key)  # type: ignore[no-any-return]
+            return self._client.pexpire(key, _millis(ttl))  # type: ignore[no-any-return]
 
         await self._run("touch", id, extend)
 
