@@ -102,11 +102,10 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Outcomes:
             try:
                 proc.wait(timeout=max(deadline - time.monotonic(), 1))
             except subprocess.TimeoutExpired:
-                log.flush()
-                tail = Path(log.name).read_text()[-3000:]
-                pytest.fail(f"the kit ran past 300 s on {proc.args[-2:]}:\n{tail}")
+                tail = Path(log.name).read_text(errors="replace")[-3000:]
+                pytest.fail(f"the kit ran past 300 s on {batches[runs.index((proc, report, log))]}:\n{tail}")
             log.close()
-            assert report.exists(), Path(log.name).read_text()[-3000:]
+            assert report.exists(), Path(log.name).read_text(errors="replace")[-3000:]
             found.update(_parse(report))
     finally:  # a run that hangs must not outlive the test session
         for proc, _, log in runs:

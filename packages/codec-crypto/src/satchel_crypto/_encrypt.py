@@ -130,6 +130,8 @@ class Encrypt:
         b'apple'
     """
 
+    authenticates = True  # AES-GCM: a forged or altered value never decodes
+
     def __init__(
         self,
         key: str | bytes,

@@ -43,7 +43,7 @@ def label(data: object) -> str:
 def require_equal(got: object, expected: object, message: str) -> None:
     """Fail the check with ``message`` unless ``got == expected``."""
     __tracebackhide__ = True
-    if got != expected:
+    if not (got == expected):  # noqa: SIM201 - exactly what ``assert got == expected`` tested
         pytest.fail(message)
 
 

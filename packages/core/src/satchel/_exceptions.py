@@ -49,18 +49,25 @@ class SerializationError(SatchelError):
 
 
 class SessionTooLarge(SatchelError):
-    """A session value that would exceed what its transport can carry.
+    """A session value that would exceed what its transport (or its storage) can carry.
 
     Raised by ``set`` so the handler sees it, instead of a browser silently dropping
     an oversized cookie.
     """
 
-    def __init__(self, name: str, size: int, budget: int) -> None:
+    def __init__(self, name: str, size: int, budget: int, *, storage: object = None) -> None:
         self.name = name
         self.size = size
         self.budget = budget
-        super().__init__(
-            f"session {name!r} needs {size} bytes but its transport allows {budget}; "
-            "store less in it, or make the mapping server-side (storage=...) so only an "
-            "ID travels"
-        )
+        if storage is None:
+            message = (
+                f"session {name!r} needs {size} bytes but its transport allows {budget}; "
+                "store less in it, or make the mapping server-side (storage=...) so only an "
+                "ID travels"
+            )
+        else:
+            message = (
+                f"session {name!r} needs {size} bytes but its storage ({type(storage).__name__}) "
+                f"accepts at most {budget}; store less in it"
+            )
+        super().__init__(message)

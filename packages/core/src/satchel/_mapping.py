@@ -102,6 +102,10 @@ class Mapping(Generic[T]):
         context = f"{transport}:{name}"
         bound: list[Transformer] = []
         for t in transformers:
+            if inspect.isclass(t):
+                raise ConfigError(
+                    f"{context}: transformers=[{t.__name__}] lists the class; make one: {t.__name__}(key)"
+                )
             if not (hasattr(t, "encode") and hasattr(t, "decode")):
                 raise ConfigError(f"{context}: transformers must have encode() and decode(); got {t!r}")
             bound.append(t.bind(context) if isinstance(t, BindableTransformer) else t)
@@ -114,6 +118,13 @@ class Mapping(Generic[T]):
             raise ConfigError(
                 f"{context} is stateless with no transformer, so anyone could forge it: add "
                 "transformers=[satchel.Sign(key)] or make it server-side with storage=..."
+            )
+        if storage is None and not any(getattr(t, "authenticates", False) is True for t in bound):
+            names = ", ".join(t.__class__.__name__ for t in bound)
+            raise ConfigError(
+                f"{context} is stateless and none of its transformers ({names}) authenticates what "
+                "travels, so anyone could forge it: add satchel.Sign(key) (or Encrypt). A "
+                "transformer that does authenticate says so with `authenticates = True`"
             )
         if storage is not None and not all(
             callable(getattr(storage, m, None)) for m in ("read", "write", "invalidate", "touch", "aclose")

@@ -302,13 +302,20 @@ class RequestSessions:
         Raises `SessionTooLarge` here, in the handler, when the value would not
         fit its cookie, header or storage.
         """
-        m = self._sessions.mapping(key if key is not None else type(value))
         if value is None:
-            raise TypeError(f"set(None) for {m.name!r}: to end the session, call clear({m.type.__name__})")
+            what = "the session" if key is None else f"session {self._sessions.mapping(key).name!r}"
+            raise TypeError(f"set(None): to end {what}, call clear() with its type or name")
+        m = self._sessions.mapping(key if key is not None else type(value))
         if key is not None and _is_class(m.type) and not isinstance(value, m.type):
             raise TypeError(f"set(..., key={key!r}) needs a {m.type.__name__}, got {type(value).__name__}")
         st = self._state(m)
         data = m.serializer.encode(value)
+        problem = _reads_back(m, data)
+        if problem is not None:  # a Struct, dataclass or TypedDict is not checked when built
+            raise SerializationError(
+                f"{type(value).__name__} value for {m.transport} {m.name!r} would not read back "
+                f"({problem}); fix the value before set(), or the session would be lost"
+            )
         now = self._sessions.clock()
         if m.storage is None:
             if not st.loaded:
@@ -320,7 +327,7 @@ class RequestSessions:
         else:
             limit = capabilities_of(m.storage).max_value_size
             if len(data) + 32 > limit:  # the record adds its header to the data
-                raise SessionTooLarge(m.name, len(data) + 32, limit)
+                raise SessionTooLarge(m.name, len(data) + 32, limit, storage=m.storage)
         st.value, st.data, st.dirty, st.cleared = value, data, True, False
 
     def clear(self, key: Key) -> None:
@@ -399,7 +406,17 @@ class RequestSessions:
         if st.value is not None:
             data = m.serializer.encode(st.value)
             if data != st.data:
-                st.data, st.dirty = data, True
+                problem = _reads_back(m, data)
+                if problem is None:
+                    st.data, st.dirty = data, True
+                else:  # changed in place into a value that would not read back: keep the last good one
+                    log.error(
+                        "%s %r: the session was changed in place into a value that would not read "
+                        "back (%s); the change is not saved",
+                        m.transport,
+                        m.name,
+                        problem,
+                    )
         return st.dirty
 
     def _stale(self, m: Mapping[Any], last_sent: float, now: float) -> bool:
@@ -524,6 +541,15 @@ class RequestSessions:
             return (m.header_key, b"")
         secure = m.attributes.wants_secure(self._scheme, lambda: _host(self._headers, self._server))
         return (b"set-cookie", m.attributes.delete_cookie(secure))
+
+
+def _reads_back(m: Mapping[Any], data: bytes) -> str | None:
+    """Why ``data`` would not decode to the session type again; ``None`` when it would."""
+    try:
+        m.serializer.decode(data)
+    except SerializationError as exc:
+        return str(exc)
+    return None
 
 
 def _is_class(type_: Any) -> bool:

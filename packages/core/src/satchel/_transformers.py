@@ -18,6 +18,11 @@ _TAG = 32
 
 def as_key(secret: str | bytes, *, what: str = "key") -> bytes:
     """``secret`` as bytes, refused when shorter than 32 bytes."""
+    if not isinstance(secret, (str, bytes, bytearray, memoryview)):
+        raise ConfigError(
+            f"{what} is {type(secret).__name__}, not str or bytes: if it comes from the "
+            "environment, check the variable is set. Generate a key with `satchel keygen`"
+        )
     key = secret.encode() if isinstance(secret, str) else bytes(secret)
     if len(key) < _MIN_KEY:
         raise ConfigError(
@@ -52,6 +57,8 @@ class Sign:
         >>> sign.decode(sign.encode(b"data"))
         b'data'
     """
+
+    authenticates = True  # a forged or altered value never decodes: enough for a stateless mapping
 
     def __init__(self, key: str | bytes, *, fallback_keys: Sequence[str | bytes] = ()) -> None:
         self._masters = [as_key(key, what="Sign key")] + [
@@ -98,6 +105,8 @@ class Digest:
     Integrity against accidents (a truncated or mangled value), not against attackers:
     anyone can compute the digest. Use `Sign` (or encryption) against tampering.
     """
+
+    authenticates = False  # anyone can recompute it: a stateless mapping needs Sign or Encrypt too
 
     def __init__(self, salt: str | bytes = "satchel", algorithm: str = "sha256") -> None:
         self._salt = salt.encode() if isinstance(salt, str) else bytes(salt)

@@ -147,7 +147,7 @@ sessions = satchel.Sessions(
     ),
     satchel.header(Api, "X-Session", storage=satchel.MemoryStorage()),
     satchel.cookie(Prefs, "PREFS", storage=DictStorage(), detect_conflicts=True, serializer="json"),
-    satchel.cookie(Visit, "VISIT", transformers=[satchel.Digest()], max_age=None, secure=True),
+    satchel.cookie(Visit, "VISIT", transformers=[satchel.Digest(), sign], max_age=None, secure=True),
     satchel.header(Flash, "X-Flash", transformers=[sign], max_size=2048, on_storage_error="ignore"),
     satchel.cookie(dict, "BAG", storage=storage, serializer=satchel.JSONSerializer),
 )

@@ -1,0 +1,159 @@
+"""Mistakes a new user makes, found by following the docs literally: each one either was
+accepted and failed later (a forgeable mapping, a session that silently vanished) or
+failed with an error that did not say what to change."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import TypedDict
+
+import msgspec
+import pytest
+import satchel
+from core_helpers import KEY
+from review_helpers import request
+
+
+class Role(msgspec.Struct):
+    admin: bool = False
+
+
+class Cart(msgspec.Struct):
+    items: list[str] = []
+
+
+@dataclasses.dataclass
+class Counter:
+    n: int = 0
+
+
+class Prefs(TypedDict):
+    theme: str
+
+
+# -- a stateless mapping must authenticate what travels ---------------------------------
+
+
+def test_a_stateless_mapping_protected_only_by_a_digest_is_refused() -> None:
+    # anyone can recompute a digest: such a cookie could be forged with admin=True
+    with pytest.raises(satchel.ConfigError, match=r"none of its transformers \(Digest\) authenticates"):
+        satchel.cookie(Role, "ROLE", transformers=[satchel.Digest()])
+
+
+def test_a_transformer_that_does_not_say_it_authenticates_is_not_enough() -> None:
+    class Reverse:  # a third-party transformer that only reshapes the bytes
+        def encode(self, data: bytes) -> bytes:
+            return data[::-1]
+
+        def decode(self, data: bytes) -> bytes | None:
+            return data[::-1]
+
+    with pytest.raises(satchel.ConfigError, match="authenticates = True"):
+        satchel.header(Role, "X-Role", transformers=[Reverse()])
+    # with Sign beside it, or on a server-side mapping (only an ID travels), it is fine
+    satchel.header(Role, "X-Role", transformers=[Reverse(), satchel.Sign(KEY)])
+    satchel.cookie(Role, "SID", storage=satchel.MemoryStorage(), transformers=[satchel.Digest()])
+
+
+def test_a_missing_key_or_a_transformer_class_says_what_to_change() -> None:
+    with pytest.raises(satchel.ConfigError, match=r"NoneType, not str or bytes.*variable is set"):
+        satchel.Sign(os.environ.get("SATCHEL_TEST_SURELY_UNSET_KEY"))  # type: ignore[arg-type]
+    with pytest.raises(satchel.ConfigError, match=r"lists the class; make one: Sign\(key\)"):
+        satchel.cookie(Role, "ROLE", transformers=[satchel.Sign])  # type: ignore[list-item]
+
+
+# -- set() refuses a value that would not read back ---------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [(Cart, Cart(items=123)), (Counter, Counter(n="seven")), (Prefs, {"theme": 7})],  # type: ignore[arg-type]
+    ids=["struct", "dataclass", "typeddict"],
+)
+@pytest.mark.parametrize("server_side", [False, True], ids=["stateless", "server-side"])
+async def test_set_refuses_a_value_that_would_not_read_back(
+    key: type, bad: object, server_side: bool
+) -> None:
+    storage = satchel.MemoryStorage() if server_side else None
+    transformers = [] if server_side else [satchel.Sign(KEY)]
+    sessions = satchel.Sessions(satchel.cookie(key, "S", storage=storage, transformers=transformers))
+    jar: dict[str, str] = {}
+    good = {Cart: Cart(items=["a"]), Counter: Counter(n=1), Prefs: {"theme": "dark"}}[key]
+
+    async def write_good(s: satchel.RequestSessions) -> None:
+        s.set(good, key=key)
+
+    async def write_bad(s: satchel.RequestSessions) -> None:
+        with pytest.raises(satchel.SerializationError, match="would not read back"):
+            s.set(bad, key=key)
+
+    async def read(s: satchel.RequestSessions) -> object:
+        return await s.get(key)
+
+    await request(sessions, jar, write_good)
+    await request(sessions, jar, write_bad)
+    # the refused value did not replace the session: nothing was lost
+    assert await request(sessions, jar, read) == good
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("server_side", [False, True], ids=["stateless", "server-side"])
+async def test_an_in_place_change_that_would_not_read_back_keeps_the_last_good_value(
+    server_side: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = satchel.MemoryStorage() if server_side else None
+    transformers = [] if server_side else [satchel.Sign(KEY)]
+    sessions = satchel.Sessions(satchel.cookie(Cart, "CART", storage=storage, transformers=transformers))
+    jar: dict[str, str] = {}
+
+    async def write(s: satchel.RequestSessions) -> None:
+        s.set(Cart(items=["apple"]))
+
+    async def break_in_place(s: satchel.RequestSessions) -> None:
+        cart = await s.get(Cart)
+        assert cart is not None
+        cart.items = 5  # type: ignore[assignment]
+
+    async def read(s: satchel.RequestSessions) -> Cart | None:
+        return await s.get(Cart)
+
+    await request(sessions, jar, write)
+    with caplog.at_level(logging.ERROR, logger="satchel"):
+        await request(sessions, jar, break_in_place)
+    assert "would not read back" in caplog.text
+    assert await request(sessions, jar, read) == Cart(items=["apple"])
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_set_none_is_a_type_error_that_points_to_clear() -> None:
+    sessions = satchel.Sessions(satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)]))
+
+    async def handler(s: satchel.RequestSessions) -> None:
+        with pytest.raises(TypeError, match=r"set\(None\): to end the session, call clear"):
+            s.set(None)
+        with pytest.raises(TypeError, match=r"to end session 'CART', call clear"):
+            s.set(None, key=Cart)
+
+    await request(sessions, {}, handler)
+
+
+@pytest.mark.anyio
+async def test_too_large_for_the_storage_names_the_storage_not_the_transport() -> None:
+    storage = satchel.MemoryStorage()
+    limit = satchel.capabilities_of(storage).max_value_size
+    sessions = satchel.Sessions(satchel.cookie(Cart, "CART", storage=storage))
+
+    async def handler(s: satchel.RequestSessions) -> None:
+        with pytest.raises(satchel.SessionTooLarge) as raised:
+            s.set(Cart(items=["x" * limit]))
+        message = str(raised.value)
+        assert "its storage (MemoryStorage) accepts at most" in message
+        assert "server-side" not in message  # it already is
+
+    await request(sessions, {}, handler)
