@@ -24,7 +24,7 @@ class TestSQLiteFile(satchel_conformance.StorageContract):
     async def storage(self, path: Path) -> AsyncIterator[SessionStorage]:
         storage = SQLiteStorage(path, namespace="kit")
         assert storage.capabilities.persistent
-        await storage.purge()  # opens the file and creates the schema raw_write writes into
+        await storage.read("-")  # opens the file and creates the schema raw_write writes into
         yield storage
         await storage.aclose()
 

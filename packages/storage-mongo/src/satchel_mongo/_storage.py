@@ -19,6 +19,7 @@ from . import _documents as doc
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
     from pymongo.asynchronous.collection import AsyncCollection
+    from pymongo.errors import OperationFailure
 
 __all__ = ["MongoStorage"]
 
@@ -36,6 +37,28 @@ def _driver_errors() -> tuple[type[Exception], ...]:
 
     doc.check_driver(pymongo.version_tuple, pymongo.version)
     return (pymongo.errors.PyMongoError, bson.errors.BSONError)
+
+
+def _server_code(exc: OperationFailure) -> str:
+    """The server's error code and its name, when the reply gives one: all that is safe to show."""
+    name = (exc.details or {}).get("codeName")
+    return f"code {exc.code}" + (f" ({name})" if isinstance(name, str) else "")
+
+
+def _without_server_text(exc: OperationFailure) -> OperationFailure:
+    """``exc`` reduced to the server's error code: same type, same traceback.
+
+    A server's reply can quote the session's ``_id``, which for a server-side session is
+    the whole credential: a duplicate key names it (E11000 ... dup key, keyValue), a failed
+    validation reports it (errInfo.failingDocumentId). Messages and chained causes end up
+    in logs, so neither carries the reply.
+    """
+    from pymongo.errors import OperationFailure
+
+    text = f"server error {_server_code(exc)}; its message is left out, as it can quote the session's _id"
+    # every single-document error has OperationFailure's constructor; the bulk ones do not
+    cls = type(exc) if type(exc).__init__ is OperationFailure.__init__ else OperationFailure
+    return cls(text, exc.code).with_traceback(exc.__traceback__)
 
 
 class MongoStorage:
@@ -164,6 +187,16 @@ class MongoStorage:
         try:
             yield
         except self._errors as exc:
+            from pymongo.errors import OperationFailure
+
+            if isinstance(exc, OperationFailure):
+                raise StorageError(
+                    f"MongoDB refused to {action} in {self._collection.full_name} "
+                    f"({type(exc).__name__}, {_server_code(exc)}; the server's message is left "
+                    "out, as it can quote the session's _id); check that the user may read and "
+                    "write this collection, and the collection's validator and indexes"
+                ) from _without_server_text(exc)
+            # the client's own errors (no server, a timeout, a bad option) name hosts, not documents
             raise StorageError(
                 f"MongoDB could not {action} in {self._collection.full_name} "
                 f"({type(exc).__name__}: {exc}); check that the server is reachable, "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import math
 import sys
@@ -83,6 +84,16 @@ else:  # pragma: no cover - Python 3.10
 def _millis(ttl: float) -> int:
     """``ttl`` seconds in whole milliseconds, rounded up so nothing expires early."""
     return 0 if ttl <= 0 else max(1, math.ceil(ttl * 1000))
+
+
+def _fingerprint(id: str) -> str:
+    """A short label for session ``id`` in messages: ``session sha256:1a2b3c4d``.
+
+    For a server-side session the ID is the whole credential, and error messages end up
+    in logs; these 8 hex digits of its SHA-256 tell sessions apart without giving it away.
+    """
+    digest = hashlib.sha256(id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"session sha256:{digest[:8]}"
 
 
 def _key_prefix(namespace: str | None) -> str:
@@ -236,13 +247,15 @@ class _RedisBase:
                     return await self._retry.call_with_retry(again, _ignore)
         except TimeoutError as exc:
             raise StorageError(
-                f"Redis did not answer {what} of session {id!r} within {self._timeout}s "
+                f"Redis did not answer {what} of {_fingerprint(id)} within {self._timeout}s "
                 f"({attempts} attempt(s)); check that the server is up and reachable, "
                 "or raise timeout="
             ) from exc
         except self._failures as exc:
             raise StorageError(
-                f"Redis failed {what} of session {id!r} after {attempts} attempt(s): {exc}"
+                # redis-py's and the server's messages name hosts, slots and commands, not
+                # keys (no command here is keyless, and the script's errors quote no key)
+                f"Redis failed {what} of {_fingerprint(id)} after {attempts} attempt(s): {exc}"
             ) from exc
 
     def _reset_under_command(self, exc: AttributeError) -> Exception:
@@ -292,7 +305,7 @@ class _RedisBase:
         outcome = int(await self._run("write_if", id, compare_and_set))
         if outcome < 0:
             raise StorageError(
-                f"Redis lost the reply to the insert of session {id!r}, and whether it was "
+                f"Redis lost the reply to the insert of {_fingerprint(id)}, and whether it was "
                 "stored is unknown: sending it again could bring back a session deleted "
                 "since; start the session again"
             )

@@ -34,7 +34,8 @@ _PURGE_BATCH = 1000
 class SQLiteStorage:
     """Server-side sessions in one SQLite file, shared safely by several worker processes.
 
-    ``path`` is the file (created, with its directory, on first use) or ``":memory:"``
+    ``path`` is the file (created, with its directory, on first use other than `purge`)
+    or ``":memory:"``
     (private to this storage, gone at ``aclose``). Sessions of different ``namespace``
     values in one file never see each other. Every call ends within ``timeout`` seconds:
     a write waits that long at most for another process's lock, then fails; reads have a
@@ -69,6 +70,7 @@ class SQLiteStorage:
         self._opening: asyncio.Lock | None = None
         self._pid = os.getpid()
         self._closed = False
+        self._opened = False  # whether this storage has opened (or created) the file
         self._writes = 0
         self.capabilities = StorageCapabilities(
             persistent=cfg.path != MEMORY,
@@ -125,6 +127,7 @@ class SQLiteStorage:
                 await _close(writer, reader)
                 raise
             self._handle = (writer, reader)
+            self._opened = True
             return self._handle
 
     def _refuse_if_closed(self) -> None:
@@ -231,7 +234,16 @@ class SQLiteStorage:
 
         Walks the file a thousand rows at a time, each batch its own short transaction,
         so other processes keep writing meanwhile. ``satchel purge URL`` calls this.
+
+        Unlike the other calls, it does not create a missing file: it raises
+        `satchel.StorageError` naming the absolute path it looked at, since purging a
+        file nobody writes (a relative path taken from the wrong working directory)
+        would report "0 removed" forever.
         """
+        self._refuse_if_closed()
+        path = self._cfg.path
+        if path != MEMORY and not self._opened and not await asyncio.to_thread(os.path.exists, path):
+            raise StorageError(_missing(path))
         removed = 0
         start: tuple[str, str] | None = ("", "")
         while start is not None:
@@ -264,6 +276,18 @@ async def _close(writer: _Pair, reader: _Pair) -> None:
 
 def _closed(path: str) -> str:
     return f"the SQLite storage for {path!r} was closed; open a new one"
+
+
+def _missing(path: str) -> str:
+    where = os.path.abspath(path)
+    if os.path.isabs(path):
+        hint = "check the path (relative paths follow the working directory, so give absolute ones)"
+    else:
+        hint = (
+            f"the path {path!r} is relative, so it follows the working directory "
+            f"({os.getcwd()!r}); give the absolute path instead: sqlite:///{where}"
+        )
+    return f"no SQLite database at {where!r}, so nothing to purge (purge does not create one); {hint}"
 
 
 def _failure(cfg: Config, exc: Exception, *, opening: bool = False) -> str:
