@@ -110,8 +110,8 @@ async def login(request: Request) -> Response:
     if request.method == "POST":
         user = (await field(request, "user")).strip()[:40]
         if user:
+            s.clear(Login)  # sign-in starts a new session: a new ID (no fixation), a new lifetime
             s.set(Login(user=user))
-            s.regenerate(Login)  # a fresh ID at sign-in: no session fixation
             return RedirectResponse("/", status_code=303)
     body = (
         '<h1>Sign in</h1><form method="post"><input name="user" placeholder="your name" autofocus>'

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from satchel_conformance.servers._common import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -30,10 +31,25 @@ def test_satchel_conformance_memory_passes_and_lists_what_it_checked(tmp_path: P
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_unknown_scheme_fails_with_the_plugin_error(tmp_path: Path) -> None:
-    done = _run(str(BIN / "satchel"), "conformance", "nosuch://x", "-x", "-q", cwd=tmp_path)
-    assert done.returncode == 1
-    assert "no plugin provides the storage scheme 'nosuch'" in done.stdout
+def test_an_unknown_scheme_fails_once_with_the_plugin_error(tmp_path: Path) -> None:
+    done = _run(str(BIN / "satchel"), "conformance", "nosuch://x", cwd=tmp_path)
+    assert done.returncode == 2
+    # one line that says what is wrong, not a traceback per check
+    assert done.stderr.splitlines() == [
+        "satchel conformance: no plugin provides the storage scheme 'nosuch' (installed: "
+        + done.stderr.split("(installed: ", 1)[1].rstrip("\n")
+    ]
+    assert done.stdout == ""
+
+
+def test_a_storage_that_does_not_answer_fails_once_and_keeps_its_password(tmp_path: Path) -> None:
+    # a port nothing listens on: every check would fail the same way
+    url = f"redis://:hunter2-password@127.0.0.1:{free_port()}/0?timeout=2"
+    done = _run(str(BIN / "satchel"), "conformance", url, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "the storage does not answer a read, so no check can run" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert "hunter2" not in done.stderr + done.stdout
 
 
 def test_pytest_pyargs_with_a_storage_url(tmp_path: Path) -> None:

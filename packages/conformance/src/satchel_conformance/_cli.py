@@ -32,6 +32,11 @@ def run(argv: list[str]) -> int:
         print(f"satchel conformance: {url!r} is not a storage URL\n\n{USAGE}", file=sys.stderr)
         return 2
 
+    problem = _probe(url)
+    if problem is not None:
+        print(f"satchel conformance: {problem}", file=sys.stderr)
+        return 2
+
     import pytest
 
     here = Path(__file__).resolve().parent
@@ -58,3 +63,25 @@ def run(argv: list[str]) -> int:
                 del os.environ[_HYPOTHESIS_HOME]
             else:
                 os.environ[_HYPOTHESIS_HOME] = saved
+
+
+def _probe(url: str) -> str | None:
+    """Why the kit cannot run against ``url`` (no plugin, a bad URL, a storage that does not
+    answer), said once instead of in every check; ``None`` when one read works."""
+    import anyio
+    import satchel
+
+    async def read_once() -> None:
+        storage = satchel.open_storage(url)
+        try:
+            await storage.read(satchel.token_id())
+        finally:
+            await storage.aclose()
+
+    try:
+        anyio.run(read_once)
+    except satchel.ConfigError as exc:
+        return str(exc)
+    except satchel.StorageError as exc:
+        return f"the storage does not answer a read, so no check can run: {exc}"
+    return None
