@@ -28,9 +28,11 @@ async def test_readme_example_runs_as_written() -> None:
         assert (await client.get("/add/pear")).json() == ["apple", "pear"]
         assert (await client.get("/login/ada")).json() == "ok"
         first_sid = client.cookies["SID"]
+        # signing in again starts a new session: a new ID
+        assert (await client.get("/login/bob")).json() == "ok"
+        assert client.cookies["SID"].split(".")[0] != first_sid.split(".")[0]
         assert (await client.get("/logout")).json() == "bye"
         assert "SID" not in client.cookies
-        assert first_sid
 
 
 @pytest.fixture
