@@ -10,8 +10,8 @@ import pytest
 import satchel
 from satchel_conformance import SerializerContract, TransformerContract
 
-KEY = "k3y-for-tests-only-" + "0123456789abcdef"
-OLD_KEY = "old-key-for-tests-" + "fedcba9876543210"
+KEY = "1dZ-Y_J0alHA0UH0uiPsbQ5Gt5ra1WKvBwyqXiRw5mw"
+OLD_KEY = "oTEXLb_lKzxaFoC9vg5QnfgRrvRJBJLZShZ0fc3WcAE"
 
 
 class Cart(msgspec.Struct):

@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-KEY = "k" * 32
-OTHER_KEY = "o" * 32
+# keys as `satchel keygen` prints them: placeholders such as "k" * 32 are refused
+KEY = "_p6ZHpng5Rwf6pgfRJfaslYjyRlMdfUq0QlDazDhb-s"
+OTHER_KEY = "oTEXLb_lKzxaFoC9vg5QnfgRrvRJBJLZShZ0fc3WcAE"
 
 
 class Clock:

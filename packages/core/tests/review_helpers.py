@@ -7,7 +7,7 @@ from typing import Any
 
 import satchel
 
-KEY = "k" * 32
+KEY = "rA8sQ6X3bylCwaXoGhPbetHMg_0skXag3pBX9xoJSC0"
 
 
 def scope(

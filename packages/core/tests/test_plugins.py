@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import satchel
+from core_helpers import KEY
 from satchel import _plugins
 
 
@@ -141,5 +142,5 @@ def test_named_serializers_and_transformers_resolve() -> None:
     _plugins.reset_plugins()
     ser = satchel.serializer("json", dict)
     assert ser.decode(ser.encode({"a": 1})) == {"a": 1}
-    sign = satchel.transformer("sign", key="k" * 32)
+    sign = satchel.transformer("sign", key=KEY)
     assert sign.decode(sign.encode(b"x")) == b"x"

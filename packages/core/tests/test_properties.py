@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-KEY = "property-tests-key-0123456789abcdef"
+KEY = "-d7LhUgpcWwkTZnHi3EkvOXl71qfHpgeVo8hE_gXKoQ"
 START = 1_700_000_000.0  # Unix seconds on the fake clocks
 BASE_URL = "https://testserver"
 T = TypeVar("T")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import secrets
+from collections.abc import Callable
 from typing import TypedDict
 
 import msgspec
@@ -157,3 +159,38 @@ async def test_too_large_for_the_storage_names_the_storage_not_the_transport() -
         assert "server-side" not in message  # it already is
 
     await request(sessions, {}, handler)
+
+
+# -- keys: Sign refuses what Encrypt refuses --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "k" * 32,
+        bytes(range(32)),
+        b"\x00" * 64,
+        "ab" * 32,
+        "0123456789abcdef0123456789abcdef",
+        "correct horse battery staple 123",
+        "change me: at least 32 random bytes, e.g. from `satchel keygen`",
+    ],
+    ids=["repeat", "counter", "zeros", "hex-repeat", "hex-counter", "passphrase", "readme-placeholder"],
+)
+def test_sign_refuses_a_placeholder_or_passphrase_key(weak: str | bytes) -> None:
+    # HMAC under a guessable key can be forged by anyone who guesses it
+    with pytest.raises(satchel.ConfigError, match="satchel keygen"):
+        satchel.Sign(weak)
+    with pytest.raises(satchel.ConfigError, match="Sign fallback key"):
+        satchel.Sign(KEY, fallback_keys=[weak])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: secrets.token_urlsafe(32), lambda: secrets.token_hex(32), lambda: os.urandom(32)],
+    ids=["keygen", "hex", "bytes"],
+)
+def test_sign_accepts_random_keys_in_every_usual_spelling(make: Callable[[], str | bytes]) -> None:
+    for _ in range(50):
+        sign = satchel.Sign(make())
+        assert sign.decode(sign.encode(b"x")) == b"x"

@@ -20,7 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.sync.client import connect
 
-KEY = "uvicorn-tests-key-0123456789abcdef"
+KEY = "HmoCscqJM8itvXbaFijGxc-PFL4tCMh3lpG1-uzoUsQ"
 
 
 class Cart(msgspec.Struct):

@@ -12,11 +12,7 @@ the rest is raw or deflated; it is encrypted, so the wire does not show it.
 
 from __future__ import annotations
 
-import base64
-import itertools
-import math
 import os
-import re
 import zlib
 from collections.abc import Sequence
 
@@ -43,49 +39,7 @@ _DEFLATED = b"\x01"
 # raw deflate: the zlib header and checksum would only repeat what the GCM tag guarantees
 _WBITS = -15
 
-_MIN_DISTINCT = 8
-_MIN_KEY_BYTES = 32
-_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
-_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+")
 DEFAULT_MAX_INFLATED = 64 * 1024
-
-
-def _master(secret: str | bytes, what: str) -> bytes:
-    key = as_key(secret, what=what)
-    # as_key checks the length; a placeholder ("x" * 32, "ab" * 32, bytes(range(32))) or a
-    # passphrase has the length and too little of the randomness. Keys as `satchel keygen`
-    # prints them, and random bytes, pass every test below.
-    decoded = _decoded(secret) if isinstance(secret, str) else None
-    material = decoded if decoded is not None else key
-    distinct = len(set(material))
-    if distinct < _MIN_DISTINCT or len({b - a for a, b in itertools.pairwise(material)}) == 1:
-        raise ConfigError(
-            f"{what} uses only {distinct} distinct byte values or a plain sequence; it looks "
-            "like a placeholder, not random bytes. Generate one with `satchel keygen`"
-        )
-    if isinstance(secret, str) and decoded is None and len(key) * math.log2(distinct) < 8 * _MIN_KEY_BYTES:
-        raise ConfigError(
-            f"{what} looks like a passphrase ({len(key)} characters from {distinct} "
-            "different ones), not 32 random bytes; passphrases are refused. Use the "
-            "base64 or hex text `satchel keygen` prints, or pass the random bytes themselves"
-        )
-    return key
-
-
-def _decoded(text: str) -> bytes | None:
-    """The bytes ``text`` spells as hex or base64 (either alphabet), if at least 32."""
-    compact = text.strip().rstrip("=")
-    try:
-        if _HEX.fullmatch(compact):
-            raw = bytes.fromhex(compact)
-        elif _BASE64.fullmatch(compact):
-            standard = compact.replace("-", "+").replace("_", "/")
-            raw = base64.b64decode(standard + "=" * (-len(standard) % 4))
-        else:
-            return None
-    except ValueError:
-        return None
-    return raw if len(raw) >= _MIN_KEY_BYTES else None
 
 
 def _derive(master: bytes, label: bytes, context: bytes, length: int) -> bytes:
@@ -146,8 +100,8 @@ class Encrypt:
             )
         if max_inflated < 1:
             raise ConfigError(f"Encrypt(max_inflated={max_inflated}) must be at least 1 byte")
-        self._masters = [_master(key, "Encrypt key")] + [
-            _master(k, "Encrypt fallback key") for k in fallback_keys
+        self._masters = [as_key(key, what="Encrypt key")] + [
+            as_key(k, what="Encrypt fallback key") for k in fallback_keys
         ]
         self._compress = compress
         self._max_inflated = max_inflated

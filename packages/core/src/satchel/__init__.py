@@ -2,7 +2,7 @@
 
 Examples:
     >>> import satchel
-    >>> sessions = satchel.Sessions(satchel.cookie(dict, "SESSION", transformers=[satchel.Sign("k" * 32)]))
+    >>> sessions = satchel.Sessions(satchel.cookie(dict, "SESSION", transformers=[satchel.Sign(KEY)]))
 """
 
 from ._exceptions import (

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import itertools
+import math
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -13,11 +17,20 @@ from ._types import Reissue
 __all__ = ["Sign", "Digest", "as_key"]
 
 _MIN_KEY = 32
+_MIN_DISTINCT = 8
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+")
 _TAG = 32
 
 
 def as_key(secret: str | bytes, *, what: str = "key") -> bytes:
-    """``secret`` as bytes, refused when shorter than 32 bytes."""
+    """``secret`` as bytes, refused unless it looks like at least 32 random bytes.
+
+    A placeholder (``"x" * 32``, ``"ab" * 32``, ``bytes(range(32))``) or a passphrase has
+    the length but too little of the randomness; keys as ``satchel keygen`` prints them (and
+    random bytes) pass. Text that spells 32 or more bytes in hex or base64 is judged by the
+    bytes it spells.
+    """
     if not isinstance(secret, (str, bytes, bytearray, memoryview)):
         raise ConfigError(
             f"{what} is {type(secret).__name__}, not str or bytes: if it comes from the "
@@ -29,7 +42,41 @@ def as_key(secret: str | bytes, *, what: str = "key") -> bytes:
             f"{what} is {len(key)} bytes; it needs at least {_MIN_KEY} random bytes. "
             "Generate one with `satchel keygen`"
         )
+    decoded = _spelled(secret) if isinstance(secret, str) else None
+    material = decoded if decoded is not None else key
+    distinct = len(set(material))
+    if distinct < _MIN_DISTINCT or len({b - a for a, b in itertools.pairwise(material)}) == 1:
+        raise ConfigError(
+            f"{what} uses only {distinct} distinct byte values or a plain sequence; it looks "
+            "like a placeholder, not random bytes. Generate one with `satchel keygen`"
+        )
+    if (
+        isinstance(secret, str)
+        and decoded is None
+        and (any(c.isspace() for c in secret.strip()) or len(key) * math.log2(distinct) < 8 * _MIN_KEY)
+    ):
+        raise ConfigError(
+            f"{what} looks like a passphrase ({len(key)} characters from {distinct} "
+            "different ones, or words), not 32 random bytes; passphrases are refused. Use the "
+            "base64 or hex text `satchel keygen` prints, or pass the random bytes themselves"
+        )
     return key
+
+
+def _spelled(text: str) -> bytes | None:
+    """The bytes ``text`` spells as hex or base64 (either alphabet), if at least 32."""
+    compact = text.strip().rstrip("=")
+    try:
+        if _HEX.fullmatch(compact):
+            raw = bytes.fromhex(compact)
+        elif _BASE64.fullmatch(compact):
+            standard = compact.replace("-", "+").replace("_", "/")
+            raw = base64.b64decode(standard + "=" * (-len(standard) % 4))
+        else:
+            return None
+    except ValueError:
+        return None
+    return raw if len(raw) >= _MIN_KEY else None
 
 
 class _Mac(Protocol):
@@ -53,7 +100,7 @@ class Sign:
     Verification is constant-time.
 
     Examples:
-        >>> sign = Sign("a" * 32)
+        >>> sign = Sign(secrets.token_bytes(32))
         >>> sign.decode(sign.encode(b"data"))
         b'data'
     """
