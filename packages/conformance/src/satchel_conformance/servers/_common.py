@@ -63,9 +63,12 @@ def which(binary: str) -> str | None:
 
 @contextlib.contextmanager
 def running(
-    argv: Sequence[str], *, port: int, cwd: Path, timeout: float = 15.0
+    argv: Sequence[str], *, port: int, cwd: Path, timeout: float = 15.0, name: str | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``argv`` in ``cwd``, wait until ``port`` answers, stop it on exit."""
+    """Start ``argv`` in ``cwd``, wait until ``port`` answers, stop it on exit.
+
+    ``name`` is what a failure to start calls the server (default: the program run).
+    """
     log_path = cwd / f"server-{port}.log"
     with open(log_path, "wb") as log:
         # argv names a server binary found on PATH by the finders, never user input
@@ -75,7 +78,7 @@ def running(
                 wait_for_port(port, timeout=timeout, proc=proc)
             except Unavailable as exc:
                 raise Unavailable(
-                    f"{argv[0]} did not start on port {port} ({exc}): "
+                    f"{name or argv[0]} did not start on port {port} ({exc}): "
                     + log_path.read_text(errors="replace")[-2000:]
                 ) from exc
             yield proc

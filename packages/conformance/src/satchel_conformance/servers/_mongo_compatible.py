@@ -64,7 +64,7 @@ def mongo_compatible(workdir: Path) -> Iterator[str]:
     storage.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-c", _SERVE, "127.0.0.1", str(port), str(storage)]
     try:
-        with running(argv, port=port, cwd=workdir, timeout=30.0):
+        with running(argv, port=port, cwd=workdir, timeout=30.0, name="the MongoDB wire-compatible server"):
             host = f"127.0.0.1:{port}"
             _wait_for_ping(host, timeout=15.0)
             yield f"mongodb://{host}/?replicaSet={_REPLICA_SET}"
