@@ -4,6 +4,7 @@ failed with an error that did not say what to change."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import os
@@ -174,8 +175,22 @@ async def test_too_large_for_the_storage_names_the_storage_not_the_transport() -
         "0123456789abcdef0123456789abcdef",
         "correct horse battery staple 123",
         "change me: at least 32 random bytes, e.g. from `satchel keygen`",
+        "0123456789abcdef" * 4,
+        "thisismysupersecretkeyforsigningsessionsinproduction",
+        b"password" * 4 + b"1234567890",
     ],
-    ids=["repeat", "counter", "zeros", "hex-repeat", "hex-counter", "passphrase", "readme-placeholder"],
+    ids=[
+        "repeat",
+        "counter",
+        "zeros",
+        "hex-repeat",
+        "hex-counter",
+        "passphrase",
+        "readme-placeholder",
+        "hex-pattern",
+        "lowercase-phrase",
+        "printable-bytes-phrase",
+    ],
 )
 def test_sign_refuses_a_placeholder_or_passphrase_key(weak: str | bytes) -> None:
     # HMAC under a guessable key can be forged by anyone who guesses it
@@ -185,12 +200,37 @@ def test_sign_refuses_a_placeholder_or_passphrase_key(weak: str | bytes) -> None
         satchel.Sign(KEY, fallback_keys=[weak])
 
 
+DJANGO_STYLE = "abcdefghijklmnopqrstuvwxyz0123456789!@#$%^&*(-_=+)"
+
+
+def wrapped_base64(raw: bytes) -> str:
+    """Base64 broken into 64-column lines, as `openssl rand -base64 64` prints it."""
+    text = base64.b64encode(raw).decode()
+    return "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+
+
 @pytest.mark.parametrize(
     "make",
-    [lambda: secrets.token_urlsafe(32), lambda: secrets.token_hex(32), lambda: os.urandom(32)],
-    ids=["keygen", "hex", "bytes"],
+    [
+        lambda: secrets.token_urlsafe(32),
+        lambda: secrets.token_hex(32),
+        lambda: os.urandom(32),
+        lambda: bytearray(os.urandom(48)),
+        lambda: "".join(secrets.choice(DJANGO_STYLE) for _ in range(50)),
+        lambda: wrapped_base64(os.urandom(64)),
+        lambda: base64.b64encode(os.urandom(32)).decode(),
+    ],
+    ids=["keygen", "hex", "bytes", "bytearray", "django-style-50", "wrapped-base64", "standard-base64"],
 )
 def test_sign_accepts_random_keys_in_every_usual_spelling(make: Callable[[], str | bytes]) -> None:
-    for _ in range(50):
+    # random keys must never be refused at random: a key that passed in CI must pass at deploy
+    for _ in range(500):
         sign = satchel.Sign(make())
         assert sign.decode(sign.encode(b"x")) == b"x"
+
+
+def test_a_key_with_a_newline_or_too_few_spelled_bytes_says_so() -> None:
+    with pytest.raises(satchel.ConfigError, match=r"ends with whitespace.*strip it"):
+        satchel.Sign(secrets.token_urlsafe(32) + "\n")  # open(file).read()
+    with pytest.raises(satchel.ConfigError, match="spells only 16 bytes in hex"):
+        satchel.Sign(secrets.token_hex(16))

@@ -17,7 +17,7 @@ from ._types import Reissue
 __all__ = ["Sign", "Digest", "as_key"]
 
 _MIN_KEY = 32
-_MIN_DISTINCT = 8
+_MIN_DISTINCT = 16  # 32 random bytes have about 30; 16 or fewer: a pattern
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+")
 _TAG = 32
@@ -26,10 +26,13 @@ _TAG = 32
 def as_key(secret: str | bytes, *, what: str = "key") -> bytes:
     """``secret`` as bytes, refused unless it looks like at least 32 random bytes.
 
-    A placeholder (``"x" * 32``, ``"ab" * 32``, ``bytes(range(32))``) or a passphrase has
-    the length but too little of the randomness; keys as ``satchel keygen`` prints them (and
-    random bytes) pass. Text that spells 32 or more bytes in hex or base64 is judged by the
-    bytes it spells.
+    Refused: fewer than 32 bytes; text that spells fewer than 32 bytes in hex or base64; a
+    placeholder (``"x" * 32``, ``"ab" * 32``, ``bytes(range(32))``: few distinct bytes, or a
+    plain sequence); a passphrase (words, or free text under 256 bits when each character is
+    counted at the size of its class: 26 lowercase, 26 uppercase, 10 digits, 33 others);
+    text that starts or ends with whitespace. Keys as ``satchel keygen`` prints them, hex,
+    line-wrapped base64 and random bytes pass; the checks catch mistakes, they cannot
+    measure randomness.
     """
     if not isinstance(secret, (str, bytes, bytearray, memoryview)):
         raise ConfigError(
@@ -37,46 +40,69 @@ def as_key(secret: str | bytes, *, what: str = "key") -> bytes:
             "environment, check the variable is set. Generate a key with `satchel keygen`"
         )
     key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    text = secret if isinstance(secret, str) else _as_text(key)
+    if text is not None and text != text.strip():
+        raise ConfigError(
+            f"{what} starts or ends with whitespace (a newline read from a file?), which would "
+            "be part of the key: strip it"
+        )
     if len(key) < _MIN_KEY:
         raise ConfigError(
             f"{what} is {len(key)} bytes; it needs at least {_MIN_KEY} random bytes. "
             "Generate one with `satchel keygen`"
         )
-    decoded = _spelled(secret) if isinstance(secret, str) else None
-    material = decoded if decoded is not None else key
+    spelled = _spelled(text) if text is not None else None
+    if spelled is not None and len(spelled[1]) < _MIN_KEY:
+        raise ConfigError(
+            f"{what} spells only {len(spelled[1])} bytes in {spelled[0]}; it needs at least "
+            f"{_MIN_KEY} random bytes. Generate one with `satchel keygen`"
+        )
+    material = spelled[1] if spelled is not None else key
     distinct = len(set(material))
     if distinct < _MIN_DISTINCT or len({b - a for a, b in itertools.pairwise(material)}) == 1:
         raise ConfigError(
-            f"{what} uses only {distinct} distinct byte values or a plain sequence; it looks "
-            "like a placeholder, not random bytes. Generate one with `satchel keygen`"
+            f"{what} is a pattern ({distinct} distinct byte values, or a plain sequence); it "
+            "looks like a placeholder, not random bytes. Generate one with `satchel keygen`"
         )
-    if (
-        isinstance(secret, str)
-        and decoded is None
-        and (any(c.isspace() for c in secret.strip()) or len(key) * math.log2(distinct) < 8 * _MIN_KEY)
-    ):
-        raise ConfigError(
-            f"{what} looks like a passphrase ({len(key)} characters from {distinct} "
-            "different ones, or words), not 32 random bytes; passphrases are refused. Use the "
-            "base64 or hex text `satchel keygen` prints, or pass the random bytes themselves"
-        )
+    if text is not None and spelled is None:
+        bits = len(text) * math.log2(_alphabet(text))
+        if any(c.isspace() for c in text) or bits < 8 * _MIN_KEY:
+            raise ConfigError(
+                f"{what} looks like a passphrase (words, or about {bits:.0f} bits as text), not "
+                f"{_MIN_KEY} random bytes; passphrases are refused. Use the base64 or hex text "
+                "`satchel keygen` prints, or pass the random bytes themselves"
+            )
     return key
 
 
-def _spelled(text: str) -> bytes | None:
-    """The bytes ``text`` spells as hex or base64 (either alphabet), if at least 32."""
-    compact = text.strip().rstrip("=")
+def _as_text(key: bytes) -> str | None:
+    """``key`` as text when it is printable ASCII (typed, not random bytes)."""
+    return key.decode("ascii") if key.isascii() and key.decode("ascii").isprintable() else None
+
+
+def _alphabet(text: str) -> int:
+    """The size of the alphabet ``text`` seems drawn from: the classes of its characters."""
+    size = 26 * any(c.islower() for c in text) + 26 * any(c.isupper() for c in text)
+    size += 10 * any(c.isdigit() for c in text) + 33 * any(not c.isalnum() for c in text)
+    return max(size, 2)
+
+
+def _spelled(text: str) -> tuple[str, bytes] | None:
+    """What ``text`` spells in hex or base64 (either alphabet, line breaks allowed).
+
+    Base64 is read only from text that mixes lower and upper case, as random base64 does:
+    a readable all-lowercase phrase is free text, not base64.
+    """
+    compact = "".join(text.split()).rstrip("=")
     try:
         if _HEX.fullmatch(compact):
-            raw = bytes.fromhex(compact)
-        elif _BASE64.fullmatch(compact):
+            return "hex", bytes.fromhex(compact)
+        if _BASE64.fullmatch(compact) and not compact.islower() and not compact.isupper():
             standard = compact.replace("-", "+").replace("_", "/")
-            raw = base64.b64decode(standard + "=" * (-len(standard) % 4))
-        else:
-            return None
+            return "base64", base64.b64decode(standard + "=" * (-len(standard) % 4))
     except ValueError:
         return None
-    return raw if len(raw) >= _MIN_KEY else None
+    return None
 
 
 class _Mac(Protocol):
