@@ -234,3 +234,45 @@ def test_a_key_with_a_newline_or_too_few_spelled_bytes_says_so() -> None:
         satchel.Sign(secrets.token_urlsafe(32) + "\n")  # open(file).read()
     with pytest.raises(satchel.ConfigError, match="spells only 16 bytes in hex"):
         satchel.Sign(secrets.token_hex(16))
+
+
+def test_a_bindable_transformer_that_authenticates_may_bind_to_a_helper() -> None:
+    class Inner:  # what bind() returns: does the work, declares nothing
+        def __init__(self, sign: satchel.Sign) -> None:
+            self._sign = sign
+
+        def encode(self, data: bytes) -> bytes:
+            return self._sign.encode(data)
+
+        def decode(self, data: bytes) -> bytes | None:
+            return self._sign.decode(data)
+
+    class Outer:
+        authenticates = True
+
+        def encode(self, data: bytes) -> bytes:
+            raise AssertionError("only the bound copy is used")
+
+        def decode(self, data: bytes) -> bytes | None:
+            raise AssertionError("only the bound copy is used")
+
+        def bind(self, context: str) -> Inner:
+            return Inner(satchel.Sign(KEY).bind(context))
+
+    satchel.cookie(Role, "ROLE", transformers=[Outer()])
+
+
+@pytest.mark.anyio
+async def test_a_value_msgpack_cannot_encode_is_a_serialization_error() -> None:
+    sessions = satchel.Sessions(satchel.cookie(dict, "BAG", transformers=[satchel.Sign(KEY)]))
+
+    async def handler(s: satchel.RequestSessions) -> None:
+        with pytest.raises(satchel.SerializationError, match="cannot encode"):
+            s.set({"n": 2**64})  # past msgpack's integers
+        deep: dict[str, object] = {}
+        for _ in range(5000):
+            deep = {"d": deep}
+        with pytest.raises(satchel.SerializationError, match="cannot encode"):
+            s.set(deep)
+
+    await request(sessions, {}, handler)

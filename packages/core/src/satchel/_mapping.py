@@ -119,8 +119,11 @@ class Mapping(Generic[T]):
                 f"{context} is stateless with no transformer, so anyone could forge it: add "
                 "transformers=[satchel.Sign(key)] or make it server-side with storage=..."
             )
-        if storage is None and not any(getattr(t, "authenticates", False) is True for t in bound):
-            names = ", ".join(t.__class__.__name__ for t in bound)
+        # what the user listed may declare it, or what its bind() returned
+        if storage is None and not any(
+            getattr(t, "authenticates", False) is True for t in (*transformers, *bound)
+        ):
+            names = ", ".join(t.__class__.__name__ for t in transformers)
             raise ConfigError(
                 f"{context} is stateless and none of its transformers ({names}) authenticates what "
                 "travels, so anyone could forge it: add satchel.Sign(key) (or Encrypt). A "

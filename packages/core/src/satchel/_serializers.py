@@ -33,7 +33,7 @@ class _MsgspecSerializer(Generic[T]):
     def encode(self, value: T) -> bytes:
         try:
             return self._encoder.encode(value)  # type: ignore[no-any-return]
-        except (TypeError, ValueError, msgspec.EncodeError) as exc:
+        except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as exc:
             raise SerializationError(f"cannot encode {type(value).__name__}: {exc}") from exc
 
     def decode(self, data: bytes) -> T:

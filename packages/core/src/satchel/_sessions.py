@@ -549,6 +549,8 @@ def _reads_back(m: Mapping[Any], data: bytes) -> str | None:
         m.serializer.decode(data)
     except SerializationError as exc:
         return str(exc)
+    except Exception as exc:  # a custom serializer, or a type's own __post_init__
+        return f"{type(exc).__name__}: {exc}"
     return None
 
 
