@@ -132,6 +132,23 @@ async def test_connection_refused_at_open_is_a_storage_error() -> None:
     assert "attempt" in str(caught.value)
 
 
+async def test_an_unreachable_cluster_is_a_storage_error() -> None:
+    # redis-py raises RedisClusterException here, which is not a RedisError
+    store = satchel.open_storage(f"redis+cluster://127.0.0.1:{free_port()}/?timeout={TIMEOUT}")
+    try:
+        calls = [
+            lambda: store.read("x"),
+            lambda: store.write("x", b"v", 10),
+            lambda: store.touch("x", 10),
+            lambda: store.invalidate("x"),
+        ]
+        for call in calls:
+            with anyio.fail_after(HANG), pytest.raises(satchel.StorageError):
+                await call()
+    finally:
+        await store.aclose()
+
+
 async def test_unix_socket_url(server: Server) -> None:
     store = satchel.open_storage(f"unix://{server.socket}?db=0&namespace=unix")
     try:

@@ -32,7 +32,8 @@ def run(argv: list[str]) -> int:
         print(f"satchel conformance: {url!r} is not a storage URL\n\n{USAGE}", file=sys.stderr)
         return 2
 
-    problem = _probe(url)
+    collect_only = any(a in ("--collect-only", "--co") for a in extra)
+    problem = None if collect_only else _probe(url)
     if problem is not None:
         print(f"satchel conformance: {problem}", file=sys.stderr)
         return 2
@@ -83,5 +84,10 @@ def _probe(url: str) -> str | None:
     except satchel.ConfigError as exc:
         return str(exc)
     except satchel.StorageError as exc:
-        return f"the storage does not answer a read, so no check can run: {exc}"
+        return f"a first read failed, so no check can run: {exc}"
+    except Exception as exc:  # a storage that breaks its contract: still one line
+        return (
+            f"a first read failed with {type(exc).__name__}, not satchel.StorageError (the "
+            f"storage breaks its contract there), so no check can run: {exc}"
+        )
     return None

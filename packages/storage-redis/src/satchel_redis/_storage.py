@@ -183,7 +183,7 @@ class _RedisBase:
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         if client.get_encoder().decode_responses:
@@ -198,7 +198,8 @@ class _RedisBase:
         self._owns_client = owns_client
         self._on_close = on_close
         self._closed = False
-        self._failures: tuple[type[BaseException], ...] = (RedisError, OSError)
+        # RedisClusterException ("cannot be connected", no slots) is not a RedisError
+        self._failures: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
         # redis-py's Retry has no public getter for the errors it retries on
         self._retryable: tuple[type[BaseException], ...] = tuple(
             getattr(self._retry, "_supported_errors", ())
