@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import secrets
 import sys
 from collections.abc import Sequence
@@ -45,7 +46,10 @@ def _purge(args: argparse.Namespace) -> int:
             if purge is None:
                 print(f"{type(storage).__name__} expires entries by itself; nothing to purge")
                 return 0
-            removed = await purge()
+            # a storage that can tell a missing database from an empty one is asked to:
+            # purging nothing, forever, from the wrong working directory must not look fine
+            takes = inspect.signature(purge).parameters
+            removed = await (purge(missing_ok=False) if "missing_ok" in takes else purge())
             print(f"removed {removed} expired sessions")
             return 0
         finally:

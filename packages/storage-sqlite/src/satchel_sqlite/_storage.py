@@ -229,20 +229,24 @@ class SQLiteStorage:
         params = (self._expiry(ttl), self._cfg.namespace, id, self._clock())
         await self._run(_sql.change, _sql.TOUCH, params, None)
 
-    async def purge(self) -> int:
+    async def purge(self, *, missing_ok: bool = True) -> int:
         """Delete every expired session in the file (all namespaces); returns how many.
 
         Walks the file a thousand rows at a time, each batch its own short transaction,
-        so other processes keep writing meanwhile. ``satchel purge URL`` calls this.
+        so other processes keep writing meanwhile.
 
-        Unlike the other calls, it does not create a missing file: it raises
-        `satchel.StorageError` naming the absolute path it looked at, since purging a
-        file nobody writes (a relative path taken from the wrong working directory)
-        would report "0 removed" forever.
+        It never creates a missing file. A file that does not exist yet (an app's purge
+        task that runs before the first session) has nothing to purge: 0. With
+        ``missing_ok=False``, as ``satchel purge URL`` calls it, a missing file raises
+        `satchel.StorageError` naming the absolute path looked at, since purging a file
+        nobody writes (a relative path from the wrong working directory) would report
+        "0 removed" forever.
         """
         self._refuse_if_closed()
         path = self._cfg.path
         if path != MEMORY and not self._opened and not await asyncio.to_thread(os.path.exists, path):
+            if missing_ok:
+                return 0
             raise StorageError(_missing(path))
         removed = 0
         start: tuple[str, str] | None = ("", "")
