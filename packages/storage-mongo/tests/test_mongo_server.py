@@ -376,7 +376,7 @@ async def test_server_a_conflicting_ttl_index_is_reported_with_what_to_do(
             with pytest.raises(satchel.StorageError) as caught:
                 await storage.read("id1")
             message = str(caught.value)
-            assert f"on 'expires' it has: {name} (expireAfterSeconds={expire_after})" in message
+            assert f"under that name it has: {name} (expireAfterSeconds={expire_after})" in message
             assert "create_index=False" in message
             assert "reachable" not in message
             assert caught.value.__cause__ is not None

@@ -226,18 +226,20 @@ class MongoStorage:
             existing = await self._collection.index_information()
             if doc.serves_as_ttl_index(existing):
                 return
-            on_expires = ", ".join(
+            # the clash is on the keys (85) or on satchel's index name (86)
+            related = ", ".join(
                 f"{name} (expireAfterSeconds={spec.get('expireAfterSeconds')})"
                 for name, spec in sorted(existing.items())
-                if [field for field, _ in spec.get("key", [])][:1] == ["expires"]
+                if name == doc.TTL_INDEX_NAME
+                or [field for field, _ in spec.get("key", [])][:1] == ["expires"]
             )
             reason = exc.details.get("errmsg", str(exc)) if exc.details else str(exc)
             raise StorageError(
                 f"{self._collection.full_name} has an index that conflicts with satchel's TTL index "
                 f"{doc.TTL_INDEX_NAME!r} ({keys}, expireAfterSeconds={options['expireAfterSeconds']}); "
-                f"on 'expires' it has: {on_expires or 'no index'}. {reason}. Drop the conflicting "
-                "index, or create satchel's index yourself and pass create_index=False, or use "
-                "another collection"
+                f"on 'expires' or under that name it has: {related or 'no index'}. {reason}. Drop "
+                "the conflicting index, or create satchel's index yourself and pass "
+                "create_index=False, or use another collection"
             ) from exc
 
     def _key(self, id: str) -> str | dict[str, str]:
