@@ -130,6 +130,7 @@ class _State:
         "id",
         "loaded",
         "raw",
+        "refused",
         "regen",
         "reissue",
         "sealed",
@@ -145,6 +146,7 @@ class _State:
         self.expires = 0.0  # stateless: idle deadline; server-side: when the cookie was last sent
         self.id: str | None = None
         self.raw: bytes | None = None  # the stored record as read, for compare-and-set
+        self.refused: bytes | None = None  # an in-place change that would not read back
         self.found = False
         self.dirty = False
         self.regen = False
@@ -404,19 +406,25 @@ class RequestSessions:
     def _changed(self, m: Mapping[Any], st: _State) -> bool:
         """Whether the session must be written; values changed in place count too."""
         if st.value is not None:
-            data = m.serializer.encode(st.value)
-            if data != st.data:
+            try:
+                data: bytes | None = m.serializer.encode(st.value)
+                problem = None
+            except SerializationError as exc:
+                data, problem = None, str(exc)
+            if data is not None and data != st.data and data != st.refused:
                 problem = _reads_back(m, data)
                 if problem is None:
                     st.data, st.dirty = data, True
-                else:  # changed in place into a value that would not read back: keep the last good one
-                    log.error(
-                        "%s %r: the session was changed in place into a value that would not read "
-                        "back (%s); the change is not saved",
-                        m.transport,
-                        m.name,
-                        problem,
-                    )
+                else:
+                    st.refused = data  # said once, not at every save of this request
+            if problem is not None:  # changed in place into a value that would not read back
+                log.error(
+                    "%s %r: the session was changed in place into a value that would not read "
+                    "back (%s); the change is not saved, the last good value stays",
+                    m.transport,
+                    m.name,
+                    problem,
+                )
         return st.dirty
 
     def _stale(self, m: Mapping[Any], last_sent: float, now: float) -> bool:
