@@ -301,8 +301,10 @@ class RequestSessions:
     def set(self, value: object, *, key: Key | None = None) -> None:
         """Make ``value`` the session of its type (or of ``key``, a type or name).
 
-        Raises `SessionTooLarge` here, in the handler, when the value would not
-        fit its cookie, header or storage.
+        Raises here, in the handler: `SessionTooLarge` when the value would not fit
+        its cookie, header or storage; `SerializationError` when it cannot be encoded or
+        would not decode back to the session type; `TypeError` for ``None`` (use
+        `clear`) or a value of another type than ``key``'s.
         """
         if value is None:
             what = "the session" if key is None else f"session {self._sessions.mapping(key).name!r}"
