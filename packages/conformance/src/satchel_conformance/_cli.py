@@ -72,10 +72,15 @@ def _probe(url: str) -> str | None:
     import anyio
     import satchel
 
+    step = "opening the storage"
+
     async def read_once() -> None:
+        nonlocal step
         storage = satchel.open_storage(url)
+        step = "a first read"
         try:
             await storage.read(satchel.token_id())
+            step = "closing the storage after a first read"
         finally:
             await storage.aclose()
 
@@ -84,10 +89,10 @@ def _probe(url: str) -> str | None:
     except satchel.ConfigError as exc:
         return str(exc)
     except satchel.StorageError as exc:
-        return f"a first read failed, so no check can run: {exc}"
+        return f"{step} failed, so no check can run: {exc}"
     except Exception as exc:  # a storage that breaks its contract: still one line
         return (
-            f"a first read failed with {type(exc).__name__}, not satchel.StorageError (the "
-            f"storage breaks its contract there), so no check can run: {exc}"
+            f"{step} failed with {type(exc).__name__}, not satchel.StorageError (the storage "
+            f"breaks its contract there), so no check can run: {exc}"
         )
     return None

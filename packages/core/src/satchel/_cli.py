@@ -48,7 +48,10 @@ def _purge(args: argparse.Namespace) -> int:
                 return 0
             # a storage that can tell a missing database from an empty one is asked to:
             # purging nothing, forever, from the wrong working directory must not look fine
-            takes = inspect.signature(purge).parameters
+            try:
+                takes = set(inspect.signature(purge).parameters)
+            except (TypeError, ValueError):  # a callable without a signature
+                takes = set()
             removed = await (purge(missing_ok=False) if "missing_ok" in takes else purge())
             print(f"removed {removed} expired sessions")
             return 0

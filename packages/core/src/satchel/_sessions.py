@@ -412,7 +412,8 @@ class RequestSessions:
                 data: bytes | None = m.serializer.encode(st.value)
                 problem = None
             except SerializationError as exc:
-                data, problem = None, str(exc)
+                data, problem = None, None if st.refused == b"" else str(exc)
+                st.refused = b""  # no bytes to remember: said once all the same
             if data is not None and data != st.data and data != st.refused:
                 problem = _reads_back(m, data)
                 if problem is None:

@@ -39,7 +39,10 @@ def as_key(secret: str | bytes, *, what: str = "key") -> bytes:
             f"{what} is {type(secret).__name__}, not str or bytes: if it comes from the "
             "environment, check the variable is set. Generate a key with `satchel keygen`"
         )
-    key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    try:
+        key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    except UnicodeEncodeError:  # os.environ keeps bytes that are not UTF-8 as surrogates
+        raise ConfigError(f"{what} holds bytes that are not UTF-8 text; use `satchel keygen`") from None
     text = secret if isinstance(secret, str) else _as_text(key)
     if text is not None and text != text.strip():
         raise ConfigError(
@@ -76,8 +79,11 @@ def as_key(secret: str | bytes, *, what: str = "key") -> bytes:
 
 
 def _as_text(key: bytes) -> str | None:
-    """``key`` as text when it is printable ASCII (typed, not random bytes)."""
-    return key.decode("ascii") if key.isascii() and key.decode("ascii").isprintable() else None
+    """``key`` as text when it is printable ASCII, whitespace aside (typed, not random bytes)."""
+    if not key.isascii():
+        return None
+    text = key.decode("ascii")
+    return text if "".join(text.split()).isprintable() else None
 
 
 def _alphabet(text: str) -> int:
