@@ -45,17 +45,12 @@ from starsessions.stores.redis import RedisStore
 
 VALUE = b"x" * 120  # a small login session, as serialized and signed
 TTL = 3600
-from _harness import Request, run  # noqa: E402 - bench/ is on sys.path when run as a script
+from _harness import Login, Request, discard, read_write_handler, receive, respond, run  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
 def session_ids(count: int) -> list[str]:
     rng = random.Random(count)
     return [base64.urlsafe_b64encode(rng.randbytes(32)).rstrip(b"=").decode() for _ in range(count)]
-
-
-class Login(msgspec.Struct):
-    user: str
-    visits: int = 0
 
 
 LOGIN = pack_record("SID", time.time(), msgspec.json.encode(Login(user="u" * 80)))
@@ -125,28 +120,10 @@ class Starsessions:
         await self.client.aclose()
 
 
-async def _receive() -> dict[str, Any]:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def _send(message: Any) -> None:
-    pass
-
-
-async def read_write_handler(scope: Any, receive: Any, send: Any) -> None:
-    s = satchel.sessions_of(scope)
-    login = await s.get(Login)
-    assert login is not None, "the bench's session was not found"
-    s.set(Login(user=login.user, visits=login.visits + 1))
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
 async def read_only_handler(scope: Any, receive: Any, send: Any) -> None:
     login = await satchel.sessions_of(scope).get(Login)
     assert login is not None, "the bench's session was not found"
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
+    await respond(send)
 
 
 class Middleware:
@@ -176,10 +153,10 @@ class Middleware:
         }
 
     async def request(self, id: str) -> None:
-        await self.app(self.scope(id), _receive, _send)
+        await self.app(self.scope(id), receive, discard)
 
     async def read_only(self, id: str) -> None:
-        await self.reader(self.scope(id), _receive, _send)
+        await self.reader(self.scope(id), receive, discard)
 
     async def close(self) -> None:
         await self.storage.aclose()

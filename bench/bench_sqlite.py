@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import msgspec
 import satchel
 from satchel_sqlite import SQLiteStorage
 
 VALUE = b"x" * 120  # a small login session, as serialized and signed
 TTL = 3600.0
-from _harness import run  # noqa: E402 - bench/ is on sys.path when run as a script
+from _harness import Login, discard, read_write_handler, receive, respond, run  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
 def session_ids(count: int) -> list[str]:
@@ -127,36 +126,13 @@ class Storage:
         await self.storage.aclose()
 
 
-class Login(msgspec.Struct):
-    user: str
-    visits: int = 0
-
-
-async def _receive() -> dict[str, Any]:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def _send(message: Any) -> None:
-    pass
-
-
 async def first_visit(scope: Any, receive: Any, send: Any) -> None:
     satchel.sessions_of(scope).set(Login(user="u" * 80))
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
+    await respond(send)
 
 
 def mapping(storage: SQLiteStorage) -> satchel.Sessions:
     return satchel.Sessions(satchel.cookie(Login, "SID", storage=storage, max_age=TTL))
-
-
-async def handler(scope: Any, receive: Any, send: Any) -> None:
-    s = satchel.sessions_of(scope)
-    login = await s.get(Login)
-    assert login is not None, "the bench's session was not found"
-    s.set(Login(user=login.user, visits=login.visits + 1))
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
 
 
 class Middleware:
@@ -165,7 +141,7 @@ class Middleware:
 
     def __init__(self, path: str) -> None:
         self.storage = SQLiteStorage(path)
-        self.app = satchel.SessionMiddleware(handler, mapping(self.storage))
+        self.app = satchel.SessionMiddleware(read_write_handler, mapping(self.storage))
 
     @staticmethod
     async def create(path: str, ids: list[str]) -> None:
@@ -173,7 +149,7 @@ class Middleware:
         # session gets a copy of those bytes (the record does not hold its own ID).
         storage = SQLiteStorage(path)
         scope = {"type": "http", "method": "GET", "path": "/", "scheme": "https", "headers": []}
-        await satchel.SessionMiddleware(first_visit, mapping(storage))(scope, _receive, _send)
+        await satchel.SessionMiddleware(first_visit, mapping(storage))(scope, receive, discard)
         await storage.aclose()
         with sqlite3.connect(path) as db:
             ((record,),) = db.execute("SELECT data FROM satchel_sessions").fetchall()
@@ -198,7 +174,7 @@ class Middleware:
             "scheme": "https",
             "headers": [(b"host", b"bench.example"), (b"cookie", f"SID={id}".encode())],
         }
-        await self.app(scope, _receive, _send)
+        await self.app(scope, receive, discard)
 
     async def close(self) -> None:
         await self.storage.aclose()
