@@ -19,7 +19,7 @@ import inspect
 import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import parse_qs
 
 import anyio
@@ -232,7 +232,7 @@ class _RedisBase:
                     try:
                         return await op(False)
                     except AttributeError as exc:
-                        raise self._reset_under_command(exc) from exc
+                        self._raise_reset(exc)
                 except self._retryable:
                     # the first attempt runs bare (the common case costs nothing extra);
                     # after a failure, the retry policy takes over
@@ -243,7 +243,7 @@ class _RedisBase:
                         try:
                             return await op(True)
                         except AttributeError as exc:
-                            raise self._reset_under_command(exc) from exc
+                            self._raise_reset(exc)
 
                     return await self._retry.call_with_retry(again, _ignore)
         except TimeoutError as exc:
@@ -259,14 +259,13 @@ class _RedisBase:
                 f"Redis failed {what} of {_fingerprint(id)} after {attempts} attempt(s): {exc}"
             ) from exc
 
-    def _reset_under_command(self, exc: AttributeError) -> Exception:
+    def _raise_reset(self, exc: AttributeError) -> NoReturn:
         # redis-py's cluster client can hand a command a connection that another task is
         # resetting (its reader or writer is None): a dropped connection, so retried. Any
         # other AttributeError is a bug and goes up as it is.
         if not (self._resets_under_commands and exc.obj is None):
             raise exc
-        dropped: Exception = self._dropped(f"connection reset under the command: {exc}")
-        return dropped
+        raise self._dropped(f"connection reset under the command: {exc}") from exc
 
     async def read(self, id: str) -> bytes | None:
         """The stored bytes (one GET), or ``None`` when absent or expired."""
