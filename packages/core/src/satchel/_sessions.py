@@ -146,7 +146,8 @@ class _State:
         self.expires = 0.0  # stateless: idle deadline; server-side: when the cookie was last sent
         self.id: str | None = None
         self.raw: bytes | None = None  # the stored record as read, for compare-and-set
-        self.refused: bytes | None = None  # an in-place change that would not read back
+        # the last in-place change refused: its bytes, or why it could not be encoded
+        self.refused: bytes | str | None = None
         self.found = False
         self.dirty = False
         self.regen = False
@@ -407,28 +408,33 @@ class RequestSessions:
 
     def _changed(self, m: Mapping[Any], st: _State) -> bool:
         """Whether the session must be written; values changed in place count too."""
-        if st.value is not None:
-            try:
-                data: bytes | None = m.serializer.encode(st.value)
-                problem = None
-            except SerializationError as exc:
-                data, problem = None, None if st.refused == b"" else str(exc)
-                st.refused = b""  # no bytes to remember: said once all the same
-            if data is not None and data != st.data and data != st.refused:
-                problem = _reads_back(m, data)
-                if problem is None:
-                    st.data, st.dirty = data, True
-                else:
-                    st.refused = data  # said once, not at every save of this request
-            if problem is not None:  # changed in place into a value that would not read back
-                log.error(
-                    "%s %r: the session was changed in place into a value that would not read "
-                    "back (%s); the change is not saved, the last good value stays",
-                    m.transport,
-                    m.name,
-                    problem,
-                )
+        if st.value is None:
+            return st.dirty
+        try:
+            data = m.serializer.encode(st.value)
+        except SerializationError as exc:
+            self._refuse(m, st, str(exc), str(exc))  # no bytes to keep: the reason stands for them
+            return st.dirty
+        if data != st.data and data != st.refused:
+            problem = _reads_back(m, data)
+            if problem is None:
+                st.data, st.dirty = data, True
+            else:
+                self._refuse(m, st, data, problem)
         return st.dirty
+
+    def _refuse(self, m: Mapping[Any], st: _State, refused: bytes | str, problem: str) -> None:
+        """Keep the last good value instead of an in-place change that would not read back;
+        say so once per request, not at every save."""
+        if refused != st.refused:
+            st.refused = refused
+            log.error(
+                "%s %r: the session was changed in place into a value that would not read "
+                "back (%s); the change is not saved, the last good value stays",
+                m.transport,
+                m.name,
+                problem,
+            )
 
     def _stale(self, m: Mapping[Any], last_sent: float, now: float) -> bool:
         """Whether a rolling session is past half its idle time since it was last sent."""
