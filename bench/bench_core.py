@@ -186,12 +186,8 @@ async def starsessions_a(scope: Scope, receive: Receive, send: Send) -> None:
     from starlette.requests import HTTPConnection
     from starsessions import load_session
 
-    await load_session(HTTPConnection(scope))
-    session = scope["session"]
-    if not session:
-        session.update(FIRST_DICT)
-    session["visits"] = session["visits"] + 1
-    await respond(send)
+    await load_session(HTTPConnection(scope))  # starsessions loads explicitly, as its docs ask
+    await starlette_a(scope, receive, send)  # then the same dict session handler
 
 
 # -- satchel ---------------------------------------------------------------------------
