@@ -81,6 +81,14 @@ def issued(response: httpx.Response, m: satchel.Mapping[Any]) -> str | None:
     return None
 
 
+async def first_value(sessions: satchel.Sessions, handler: Handler, m: satchel.Mapping[Any]) -> str:
+    """What a first request through ``handler`` hands the client for mapping ``m``."""
+    async with client(serve(sessions, handler)) as c:
+        text = issued(await c.get("/"), m)
+    assert text is not None, "the first request set no session"
+    return text
+
+
 def sent(m: satchel.Mapping[Any], value: str | bytes) -> list[tuple[bytes, bytes]]:
     """The request header that carries ``value`` for mapping ``m``."""
     raw = value.encode("latin-1") if isinstance(value, str) else value
@@ -98,6 +106,15 @@ class Cart(msgspec.Struct):
 
 class Login(msgspec.Struct):
     user: str
+
+
+async def write_ada(s: satchel.RequestSessions) -> None:
+    s.set(Login(user="ada"))
+
+
+async def read_user(s: satchel.RequestSessions) -> Any:
+    got = await s.get(Login)
+    return None if got is None else got.user
 
 
 class Prefs(msgspec.Struct):
@@ -204,19 +221,10 @@ def test_garbage_after_a_valid_server_side_id_never_fails(transport: str, suffix
         mapping = satchel.header(Login, "X-Sid", storage=storage, transformers=[sign])
     sessions = satchel.Sessions(mapping)
 
-    async def write(s: satchel.RequestSessions) -> None:
-        s.set(Login(user="ada"))
-
-    async def read(s: satchel.RequestSessions) -> Any:
-        got = await s.get(Login)
-        return None if got is None else got.user
-
     async def main() -> httpx.Response:
-        async with client(serve(sessions, write)) as c:
-            text = issued(await c.get("/"), mapping)
-        assert text is not None
+        text = await first_value(sessions, write_ada, mapping)
         sealed = text.partition(".")[0].encode("ascii")
-        async with client(serve(sessions, read)) as c:
+        async with client(serve(sessions, read_user)) as c:
             return await c.get("/", headers=sent(mapping, sealed + b"." + suffix))
 
     response = run(main)
@@ -294,21 +302,12 @@ def test_junk_and_planted_cookies_never_hide_the_real_one(
     mapping = satchel.cookie(Login, "SID", storage=storage, transformers=[satchel.Sign(KEY)])
     sessions = satchel.Sessions(mapping)
 
-    async def write(s: satchel.RequestSessions) -> None:
-        s.set(Login(user="ada"))
-
-    async def read(s: satchel.RequestSessions) -> Any:
-        got = await s.get(Login)
-        return None if got is None else got.user
-
     async def main() -> httpx.Response:
-        async with client(serve(sessions, write)) as c:
-            text = issued(await c.get("/"), mapping)
-        assert text is not None
+        text = await first_value(sessions, write_ada, mapping)
         real = b"SID=" + text.encode("ascii")
         fakes = [b"SID=" + p.replace(b";", b"") for p in planted]
         pairs = [real, *fakes] if real_first else [*fakes, real]
-        async with client(serve(sessions, read)) as c:
+        async with client(serve(sessions, read_user)) as c:
             return await c.get("/", headers=[(b"cookie", b"; ".join([*others, *pairs]))])
 
     response = run(main)
@@ -364,9 +363,7 @@ def issue_then_replay(
         return None if got is None else got.items
 
     async def main() -> tuple[str, list[bytes]]:
-        async with client(serve(sessions, write)) as c:
-            text = issued(await c.get("/"), mapping)
-        assert text is not None
+        text = await first_value(sessions, write, mapping)
         # a server-side value ends in ".<when it was sent>", an unsigned hint; the ID is before it
         protected, dot, hint = text.partition(".")
         accepted = []
@@ -466,9 +463,7 @@ def test_a_value_never_verifies_for_another_mapping_of_the_same_app(
         return None if got is None else got.text
 
     async def main() -> Any:
-        async with client(serve(sessions, write)) as c:
-            value = issued(await c.get("/"), src)
-        assert value is not None
+        value = await first_value(sessions, write, src)
         async with client(serve(sessions, read)) as c:
             return (await c.get("/", headers=sent(dst, value))).json()
 
@@ -639,9 +634,7 @@ def test_round_trip_for_every_session_type(type_: type[Any], transport: str, ser
             seen.append(await s.get(type_))
 
         async def main() -> httpx.Response:
-            async with client(serve(sessions, write)) as c:
-                text = issued(await c.get("/"), mapping)
-            assert text is not None
+            text = await first_value(sessions, write, mapping)
             async with client(serve(sessions, read)) as c:
                 return await c.get("/", headers=sent(mapping, text))
 
@@ -694,9 +687,7 @@ def test_round_trip_with_a_custom_identity_generator(transport: str, signed: boo
             return None if got is None else got.user
 
         async def main() -> Any:
-            async with client(serve(sessions, write)) as c:
-                text = issued(await c.get("/"), mapping)
-            assert text is not None
+            text = await first_value(sessions, write, mapping)
             async with client(serve(sessions, read)) as c:
                 return (await c.get("/", headers=sent(mapping, text))).json()
 
@@ -750,9 +741,7 @@ def test_a_value_is_refused_after_max_age_though_the_client_replays_it(
             return await s.get(Cart) is not None
 
         async def main() -> tuple[bool, bool]:
-            async with client(serve(sessions, write)) as c:
-                text = issued(await c.get("/"), mapping)
-            assert text is not None
+            text = await first_value(sessions, write, mapping)
             async with client(serve(sessions, read)) as c:
                 # replay the value exactly as first issued, whatever the server sent since
                 clock.now = START + min(int(early * max_age), max_age - 1)
@@ -784,9 +773,7 @@ def lifetime_timeline(
         s.set(Cart(items=["x"]))
 
     async def main() -> list[tuple[float, bool]]:
-        async with client(serve(sessions, write)) as c:
-            text = issued(await c.get("/"), mapping)
-        assert text is not None
+        text = await first_value(sessions, write, mapping)
         timeline = []
         async with client(serve(sessions, handler)) as c:
             while clock.now < START + lifetime + 2 * step:
