@@ -34,6 +34,8 @@ from ._types import (
     BindableTransformer,
     CompareAndSet,
     IdentityGenerator,
+    OwnedEntry,
+    OwnerIndex,
     Reissue,
     Serializer,
     SessionStorage,
@@ -62,6 +64,8 @@ __all__ = [
     # extension points
     "SessionStorage",
     "CompareAndSet",
+    "OwnerIndex",
+    "OwnedEntry",
     "StorageCapabilities",
     "capabilities_of",
     "Serializer",

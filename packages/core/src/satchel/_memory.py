@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
-from ._types import StorageCapabilities
+from ._types import OwnedEntry, StorageCapabilities
 
 __all__ = ["MemoryStorage"]
 
@@ -15,7 +15,7 @@ _PURGE_BATCH = 16
 
 
 class MemoryStorage:
-    """Server-side sessions in a dict, with TTL, touch and compare-and-set.
+    """Server-side sessions in a dict, with TTL, touch, compare-and-set and an owner index.
 
     Expired entries are dropped on read and purged a few at a time on every write, so
     memory stays bounded by the sessions that are alive. Data does not outlive the
@@ -32,8 +32,10 @@ class MemoryStorage:
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._data: dict[str, tuple[bytes, float]] = {}
+        # id -> (data, deadline on self._clock, owner or None)
+        self._data: dict[str, tuple[bytes, float, str | None]] = {}
         self._expiries: list[tuple[float, str]] = []
+        self._owners: dict[str, set[str]] = {}
 
     @classmethod
     def from_url(cls, url: str, **options: object) -> MemoryStorage:
@@ -46,18 +48,32 @@ class MemoryStorage:
     def _deadline(self, ttl: float | None) -> float:
         return _NEVER if ttl is None else self._clock() + ttl
 
-    def _get(self, id: str) -> bytes | None:
+    def _entry(self, id: str) -> tuple[bytes, float, str | None] | None:
         entry = self._data.get(id)
-        if entry is None:
+        if entry is not None and entry[1] <= self._clock():
+            self._drop(id)
             return None
-        if entry[1] <= self._clock():
-            del self._data[id]
-            return None
-        return entry[0]
+        return entry
 
-    def _put(self, id: str, data: bytes, ttl: float | None) -> None:
+    def _get(self, id: str) -> bytes | None:
+        entry = self._entry(id)
+        return None if entry is None else entry[0]
+
+    def _drop(self, id: str) -> None:
+        entry = self._data.pop(id, None)
+        owner = entry[2] if entry is not None else None
+        if owner is not None:
+            linked = self._owners[owner]
+            linked.discard(id)
+            if not linked:
+                del self._owners[owner]
+
+    def _put(self, id: str, data: bytes, ttl: float | None, owner: str | None = None) -> None:
         deadline = self._deadline(ttl)
-        self._data[id] = (bytes(data), deadline)
+        self._drop(id)
+        self._data[id] = (bytes(data), deadline, owner)
+        if owner is not None:
+            self._owners.setdefault(owner, set()).add(id)
         if deadline != _NEVER:
             heapq.heappush(self._expiries, (deadline, id))
         self._purge()
@@ -71,10 +87,10 @@ class MemoryStorage:
             deadline, id = heapq.heappop(heap)
             entry = self._data.get(id)
             if entry is not None and entry[1] == deadline:
-                del self._data[id]
+                self._drop(id)
         # touches and overwrites leave stale heap entries; keep the heap near the live size
         if len(heap) > 2 * len(self._data) + 64:
-            self._expiries = [(d, i) for i, (_, d) in self._data.items() if d != _NEVER]
+            self._expiries = [(e[1], i) for i, e in self._data.items() if e[1] != _NEVER]
             heapq.heapify(self._expiries)
 
     async def read(self, id: str) -> bytes | None:
@@ -90,12 +106,41 @@ class MemoryStorage:
         return True
 
     async def invalidate(self, id: str) -> None:
-        self._data.pop(id, None)
+        self._drop(id)
 
     async def touch(self, id: str, ttl: float | None) -> None:
-        data = self._get(id)
-        if data is not None:
-            self._put(id, data, ttl)
+        entry = self._entry(id)
+        if entry is not None:
+            self._put(id, entry[0], ttl, entry[2])
+
+    # -- OwnerIndex ----------------------------------------------------------------
+
+    async def write_owned(
+        self, id: str, data: bytes, ttl: float | None, *, owner: str, expected: bytes | None
+    ) -> bool:
+        if self._get(id) != expected:
+            return False
+        self._put(id, data, ttl, owner)
+        return True
+
+    async def touch_owned(self, id: str, ttl: float | None, *, owner: str) -> None:
+        await self.touch(id, ttl)  # the link lives in the entry: it moves with it
+
+    async def list_owned(self, owner: str) -> list[OwnedEntry]:
+        found = []
+        wall, now = time.time(), self._clock()
+        for id in list(self._owners.get(owner, ())):
+            entry = self._entry(id)
+            if entry is not None:
+                expires = None if entry[1] == _NEVER else wall + (entry[1] - now)
+                found.append(OwnedEntry(id, entry[0], expires))
+        return found
+
+    async def invalidate_owned(self, owner: str, *, keep: Collection[str] = ()) -> int:
+        doomed = [id for id in list(self._owners.get(owner, ())) if id not in keep and self._entry(id) is not None]
+        for id in doomed:
+            self._drop(id)
+        return len(doomed)
 
     async def aclose(self) -> None:
         pass

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "SessionStorage",
     "CompareAndSet",
+    "OwnerIndex",
+    "OwnedEntry",
     "StorageCapabilities",
     "capabilities_of",
     "Serializer",
@@ -63,6 +65,67 @@ class CompareAndSet(Protocol):
         """Write only if the stored value is ``expected`` (``None``: only if absent).
 
         Atomic on the server. Returns whether the write happened.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class OwnedEntry:
+    """One session of an owner, as `OwnerIndex.list_owned` reports it.
+
+    Attributes:
+        id: the key the session is stored under (what ``write_owned`` was given).
+        data: the stored bytes.
+        expires: when it expires, in Unix seconds (wall clock); ``None``: never.
+
+    Added in version 0.2.
+    """
+
+    id: str
+    data: bytes
+    expires: float | None
+
+
+@runtime_checkable
+class OwnerIndex(Protocol):
+    """Protocol: optional storage capability: every session linked to its owner.
+
+    It lets an app list and end all of one owner's sessions ("sign out everywhere").
+    A storage that offers it also offers `CompareAndSet`. ``owner`` is a non-empty
+    string of at most 256 characters, any characters; the storage keeps owners of
+    different namespaces apart, as it keeps IDs.
+
+    The link from an owner to a session is written in the same atomic step as the
+    session, expires with it, and is gone once the session is invalidated or expired:
+    ``list_owned`` and ``invalidate_owned`` never report a session that ``read`` would
+    not return. The index holds nothing for sessions that have ended, beyond what the
+    storage cleans up on its own within the session's TTL.
+
+    Added in version 0.2.
+    """
+
+    async def write_owned(
+        self, id: str, data: bytes, ttl: float | None, *, owner: str, expected: bytes | None
+    ) -> bool:
+        """`CompareAndSet.write_if`, linking ``id`` to ``owner`` in the same atomic step.
+
+        Returns whether the write happened; when it did not, nothing changed.
+        """
+        ...
+
+    async def touch_owned(self, id: str, ttl: float | None, *, owner: str) -> None:
+        """`SessionStorage.touch`, moving the link's expiry with the session's."""
+        ...
+
+    async def list_owned(self, owner: str) -> list[OwnedEntry]:
+        """The live sessions linked to ``owner``, in no particular order."""
+        ...
+
+    async def invalidate_owned(self, owner: str, *, keep: Collection[str] = ()) -> int:
+        """Delete every session linked to ``owner`` except the IDs in ``keep``; how many.
+
+        Every such session that exists when the call starts is gone when it returns; a
+        session written during the call may survive. Safe to repeat (then it returns 0).
         """
         ...
 
