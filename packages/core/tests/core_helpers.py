@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import satchel
+import satchel.testing
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -58,7 +59,29 @@ class CountingStorage(satchel.MemoryStorage):
         await super().touch(id, ttl)
 
     def ids(self) -> list[str]:
+        """Every stored key, tombstones of ended sessions included."""
         return list(self._data)
+
+    def sessions(self) -> list[str]:
+        """The keys that hold a session (not a tombstone left by a regenerate)."""
+        return live_keys(self)
+
+
+def live_keys(storage: satchel.MemoryStorage) -> list[str]:
+    """The keys of ``storage`` that hold a session, not a tombstone of an ended one."""
+    from satchel._codec import unpack_record  # the stored record's layout: tests only
+
+    found = []
+    for key, entry in storage._data.items():
+        record = unpack_record(entry[0])
+        if record is None or not record.is_tombstone:
+            found.append(key)
+    return found
+
+
+def key_of(session_id: str) -> str:
+    """Where a session ID's session is stored."""
+    return satchel.testing.store_key(session_id)
 
 
 Handler = Callable[[satchel.RequestSessions, Request], Awaitable[Any]]

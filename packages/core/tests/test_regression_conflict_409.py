@@ -9,6 +9,7 @@ import httpx
 import msgspec
 import pytest
 import satchel
+import satchel.testing
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -32,7 +33,7 @@ async def test_handler_409_after_save_conflict_reaches_the_client() -> None:
         s = satchel.sessions_of(request)
         cart = await s.get(Cart) or Cart()
         # another tab writes in between
-        sid = request.cookies["CART"].rpartition(".")[0]
+        sid = satchel.testing.store_key(request.cookies["CART"].rpartition(".")[0])
         raw = await storage.read(sid)
         assert raw is not None
         from satchel._codec import pack_record, unpack_record

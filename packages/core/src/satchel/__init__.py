@@ -19,6 +19,7 @@ from ._identity import TokenId, token_id
 from ._mapping import Mapping, cookie, header
 from ._memory import MemoryStorage
 from ._middleware import SessionMiddleware, sessions_of
+from ._owners import SessionInfo
 from ._plugins import (
     PluginInfo,
     Registry,
@@ -53,6 +54,7 @@ __all__ = [
     "SessionMiddleware",
     "sessions_of",
     "RequestSessions",
+    "SessionInfo",
     # errors
     "SatchelError",
     "ConfigError",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import binascii
+import hashlib
 import re
 import sys
 from typing import TypeVar
 
 import msgspec
 
-__all__ = ["b64encode", "b64decode", "Envelope", "Record"]
+__all__ = ["b64encode", "b64decode", "store_key", "Envelope", "Record"]
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _VERSION = 1
@@ -54,6 +55,16 @@ def b64decode(text: str) -> bytes | None:
         return None
 
 
+def store_key(session_id: str) -> str:
+    """What a server-side session is stored under: the SHA-256 of its ID, base64url.
+
+    A dump of the storage (or of its owner index) then names no usable session: the
+    cookie carries the ID, and the digest cannot be turned back into it. The 43
+    characters are within the alphabet and length every storage accepts for an ID.
+    """
+    return b64encode(hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).digest())
+
+
 class Envelope(msgspec.Struct, array_like=True, frozen=True):
     """A stateless value as it travels, before transformers: bound to its mapping's name.
 
@@ -72,13 +83,28 @@ class Record(msgspec.Struct, array_like=True, frozen=True):
     """A server-side session as it is stored: its mapping's name, when it began, the value.
 
     The name keeps an ID issued for one mapping from opening another mapping's session
-    when both share a storage.
+    when both share a storage. ``owner`` is what the mapping's ``owner=`` gave ("" for
+    none), ``used`` when the session was last written, ``attributes`` what the app
+    recorded for its account page. Records written before these fields existed decode
+    with their defaults.
+
+    A record with the empty name is a tombstone, which no mapping opens (a mapping's name
+    is never empty): it marks a session ended while other requests may still hold it,
+    and ``data`` is then the store key of the session it was regenerated into (empty:
+    ended for good). See ``_server.py``.
     """
 
     version: int
     name: str
     created: float
     data: bytes
+    owner: str = ""
+    used: float = 0.0
+    attributes: dict[str, str] = msgspec.field(default_factory=dict)
+
+    @property
+    def is_tombstone(self) -> bool:
+        return not self.name
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -103,8 +129,21 @@ def unpack_envelope(raw: bytes) -> Envelope | None:
     return _unpack(_envelope_decoder, raw)
 
 
-def pack_record(name: str, created: float, data: bytes) -> bytes:
-    return _encoder.encode(Record(_VERSION, name, created, data))
+def pack_record(
+    name: str,
+    created: float,
+    data: bytes,
+    *,
+    owner: str = "",
+    used: float = 0.0,
+    attributes: dict[str, str] | None = None,
+) -> bytes:
+    return _encoder.encode(Record(_VERSION, name, created, data, owner, used, attributes or {}))
+
+
+def pack_tombstone(successor: str = "") -> bytes:
+    """A tombstone: ended, or regenerated into the session stored under ``successor``."""
+    return _encoder.encode(Record(_VERSION, "", 0.0, successor.encode("ascii")))
 
 
 def unpack_record(raw: bytes) -> Record | None:

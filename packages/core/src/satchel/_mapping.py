@@ -14,7 +14,7 @@ import msgspec
 
 from ._codec import b64decode, b64encode, pack_envelope, unpack_envelope
 from ._cookies import COOKIE_BUDGET, CookieAttributes, SameSite
-from ._exceptions import ConfigError, SessionTooLarge, StorageError
+from ._exceptions import ConfigError, SessionTooLarge
 from ._identity import id_validator, token_id
 from ._plugins import open_storage
 from ._plugins import serializer as named_serializer
@@ -23,6 +23,7 @@ from ._types import (
     BindableTransformer,
     CompareAndSet,
     IdentityGenerator,
+    OwnerIndex,
     Reissue,
     Serializer,
     SessionStorage,
@@ -81,6 +82,7 @@ class Mapping(Generic[T]):
         detect_conflicts: bool,
         max_size: int,
         attributes: CookieAttributes | None,
+        owner: Callable[[T], str] | None = None,
     ) -> None:
         self.type = type
         self.name = name
@@ -139,8 +141,29 @@ class Mapping(Generic[T]):
                 f"(compare-and-set); {storage!r} has none"
             )
         self.detect_conflicts: bool = detect_conflicts
-        probe: object = storage  # a protocol check mypy would otherwise call impossible
-        self.compare_and_set = isinstance(probe, CompareAndSet)
+        probe: object = storage  # protocol checks mypy would otherwise call impossible
+        self.cas: CompareAndSet | None = probe if isinstance(probe, CompareAndSet) else None
+        self.owners: OwnerIndex | None = (
+            probe if isinstance(probe, OwnerIndex) and self.cas is not None else None
+        )
+        self.compare_and_set = self.cas is not None
+        if owner is not None:
+            if storage is None:
+                raise ConfigError(
+                    f"{context}: owner= needs a server-side mapping: a stateless session lives "
+                    "only in the client, so the server has nothing to revoke. Make it "
+                    "server-side (storage=...), or keep a hash of the user's credential in the "
+                    "value and compare it on each request (docs/signing-out-everywhere.md)"
+                )
+            if not callable(owner):
+                raise ConfigError(f"{context}: owner= takes a function from the session value to a string")
+            if self.owners is None:
+                raise ConfigError(
+                    f"{context}: owner= needs a storage with an owner index (satchel.OwnerIndex); "
+                    f"{storage!r} has none. The built-in memory, sqlite, redis and mongodb "
+                    "storages have one"
+                )
+        self.owner = owner
         if identity is not None and storage is None:
             raise ConfigError(f"{context}: identity= only applies to server-side mappings (storage=...)")
         self.identity: IdentityGenerator = identity or token_id
@@ -149,6 +172,34 @@ class Mapping(Generic[T]):
     @property
     def server_side(self) -> bool:
         return self.storage is not None
+
+    @property
+    def store(self) -> SessionStorage:
+        """The storage of a server-side mapping."""
+        if self.storage is None:
+            raise ConfigError(f"{self!r} is stateless: it has no storage")
+        return self.storage
+
+    def require_owners(self) -> OwnerIndex:
+        """The owner index, for a mapping made with ``owner=``."""
+        if self.owner is None or self.owners is None:
+            raise ConfigError(
+                f"{self!r} has no owner=: name the owner of its sessions in the mapping, e.g. "
+                "owner=lambda login: login.user, to list or revoke them by owner"
+            )
+        return self.owners
+
+    def owner_of(self, value: T) -> str:
+        """The owner of a session value, checked: a non-empty string of at most 256 characters."""
+        from ._owners import check_owner
+
+        assert self.owner is not None
+        return check_owner(self.owner(value), f"{self.transport} {self.name!r}: owner=")
+
+    @staticmethod
+    def is_handle(handle: str) -> bool:
+        """Whether ``handle`` could name a stored session (43 base64url characters)."""
+        return len(handle) == 43 and b64decode(handle) is not None
 
     def __repr__(self) -> str:
         kind = "server-side" if self.storage is not None else "stateless"
@@ -253,18 +304,6 @@ class Mapping(Generic[T]):
         if size > budget:
             raise SessionTooLarge(self.name, size, budget)
 
-    async def call_storage(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``storage.<method>``; any failure surfaces as `StorageError`."""
-        try:
-            return await getattr(self.storage, method)(*args, **kwargs)
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise StorageError(
-                f"{method} for {self.transport} {self.name!r} failed in {self.storage!r}: {exc}; "
-                "check that the storage is reachable"
-            ) from exc
-
 
 def _check_name(name: str, what: str) -> None:
     if not isinstance(name, str) or not name:
@@ -306,6 +345,7 @@ def cookie(
     partitioned: bool = False,
     on_storage_error: OnStorageError = "raise",
     detect_conflicts: bool = False,
+    owner: Callable[[T], str] | None = None,
 ) -> Mapping[T]:
     """A session of ``type`` carried in the cookie ``name``.
 
@@ -316,6 +356,10 @@ def cookie(
     ``max_age`` is the idle timeout and ``max_lifetime`` the absolute one, in seconds,
     both enforced on the server. ``secure=None`` sets ``Secure`` except on plain http to
     a local host (``localhost``, loopback addresses, the test client's ``testserver``).
+
+    ``owner`` (server-side only) maps a session value to the string that owns it, e.g.
+    ``owner=lambda login: login.user``: the app can then list and end every session of
+    that owner (`Sessions.revoke_owner`). It needs a storage with an owner index.
 
     Examples:
         >>> satchel.cookie(Cart, "CART", transformers=[satchel.Sign(key)])
@@ -346,6 +390,7 @@ def cookie(
         detect_conflicts=detect_conflicts,
         max_size=COOKIE_BUDGET,
         attributes=attributes,
+        owner=owner,
     )
 
 
@@ -363,6 +408,7 @@ def header(
     max_size: int = HEADER_BUDGET,
     on_storage_error: OnStorageError = "raise",
     detect_conflicts: bool = False,
+    owner: Callable[[T], str] | None = None,
 ) -> Mapping[T]:
     """A session of ``type`` carried in the request and response header ``name``.
 
@@ -391,4 +437,5 @@ def header(
         detect_conflicts=detect_conflicts,
         max_size=max_size,
         attributes=None,
+        owner=owner,
     )

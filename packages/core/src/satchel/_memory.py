@@ -137,7 +137,8 @@ class MemoryStorage:
         return found
 
     async def invalidate_owned(self, owner: str, *, keep: Collection[str] = ()) -> int:
-        doomed = [id for id in list(self._owners.get(owner, ())) if id not in keep and self._entry(id) is not None]
+        linked = list(self._owners.get(owner, ()))
+        doomed = [id for id in linked if id not in keep and self._entry(id) is not None]
         for id in doomed:
             self._drop(id)
         return len(doomed)

@@ -9,16 +9,12 @@ import typing
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar, overload
 
-from ._codec import pack_record, unpack_record
+from . import _server, _stateless
 from ._cookies import parse_cookie_header
-from ._exceptions import (
-    ConfigError,
-    SerializationError,
-    SessionConflict,
-    SessionTooLarge,
-    StorageError,
-)
+from ._exceptions import ConfigError, SerializationError, SessionTooLarge
 from ._mapping import Mapping
+from ._owners import SessionInfo, check_attributes, list_owned, revoke_owner, revoke_session
+from ._state import Phase, State
 from ._types import capabilities_of
 
 __all__ = ["Sessions", "RequestSessions"]
@@ -28,8 +24,6 @@ log = logging.getLogger("satchel")
 T = TypeVar("T")
 Key = type[Any] | str
 Header = tuple[bytes, bytes]
-
-_MAX_CANDIDATES = 3  # same-named cookies looked up in storage, at most, per request
 
 
 class Sessions:
@@ -89,6 +83,41 @@ class Sessions:
             raise ConfigError(f"no session mapping for {key!r}; the mapped ones are: {known}{hint}")
         return found
 
+    # -- owners, with or without a request -------------------------------------------
+
+    async def list_owned(self, key: Key, owner: str) -> list[SessionInfo]:
+        """Every live session of ``owner`` in the mapping of ``key``; newest use first.
+
+        For a mapping made with ``owner=``; works outside a request (a background job,
+        an admin script). In a handler, `RequestSessions.list_owned` also marks the
+        request's own session.
+
+        Examples:
+            >>> for info in await sessions.list_owned(Login, "ada"):
+            ...     print(info.handle, info.attributes.get("device"), info.expires)
+        """
+        return await list_owned(self.mapping(key), owner)
+
+    async def revoke_owner(self, key: Key, owner: str, *, keep: str | None = None) -> int:
+        """End every session of ``owner`` but the one whose handle is ``keep``; how many.
+
+        Every session of ``owner`` that exists when the call starts is gone when it
+        returns, on every worker; a request still running cannot bring one back. A
+        sign-in that completes during the call may survive it. Safe to repeat.
+
+        Examples:
+            >>> await sessions.revoke_owner(Login, "ada")  # after a password reset
+        """
+        return await revoke_owner(self.mapping(key), owner, keep)
+
+    async def revoke_session(self, key: Key, owner: str, handle: str) -> bool:
+        """End one session of ``owner``, named by its handle; whether it was a live one of theirs.
+
+        A handle of another owner's session ends nothing, so a handle shown in a page
+        cannot be used to end someone else's session.
+        """
+        return await revoke_session(self.mapping(key), owner, handle)
+
     async def aclose(self) -> None:
         """Close every storage; the middleware calls this at lifespan shutdown.
 
@@ -114,52 +143,6 @@ class Sessions:
         await self.aclose()
 
 
-class _State:
-    """What one request knows and wants of one mapping."""
-
-    __slots__ = (
-        "cleared",
-        "created",
-        "data",
-        "dead_ids",
-        "dirty",
-        "expires",
-        "failed",
-        "found",
-        "hint",
-        "id",
-        "loaded",
-        "raw",
-        "refused",
-        "regen",
-        "reissue",
-        "sealed",
-        "stale_ids",
-        "value",
-    )
-
-    def __init__(self) -> None:
-        self.loaded = False
-        self.value: Any = None
-        self.data: bytes | None = None  # the value as last serialized: detects in-place changes
-        self.created = 0.0
-        self.expires = 0.0  # stateless: idle deadline; server-side: when the cookie was last sent
-        self.id: str | None = None
-        self.raw: bytes | None = None  # the stored record as read, for compare-and-set
-        # the last in-place change refused: its bytes, or why it could not be encoded
-        self.refused: bytes | str | None = None
-        self.found = False
-        self.dirty = False
-        self.regen = False
-        self.reissue = False
-        self.cleared = False
-        self.dead_ids: list[str] = []  # IDs this request ended (clear, regenerate)
-        self.stale_ids: list[str] = []  # records found unusable: dropped, best effort
-        self.failed = False  # a save raised: nothing more is written for this mapping
-        self.sealed: tuple[bytes, float, str, float | None] | None = None
-        self.hint = 0.0
-
-
 class RequestSessions:
     """One request's sessions: what `satchel.sessions_of` returns.
 
@@ -176,7 +159,7 @@ class RequestSessions:
         self._headers = scope.get("headers", ())
         self._scheme: str = scope.get("scheme", "http")
         self._server = scope.get("server")
-        self._states: dict[Mapping[Any], _State] | None = None
+        self._states: dict[Mapping[Any], State] | None = None
         self._jar: dict[str, list[str]] | None = None
 
     # -- reading the request --------------------------------------------------------
@@ -189,12 +172,12 @@ class RequestSessions:
         key = m.header_key
         return [v.decode("latin-1") for k, v in self._headers if k.lower() == key]
 
-    def _state(self, m: Mapping[Any]) -> _State:
+    def _state(self, m: Mapping[Any]) -> State:
         if self._states is None:
             self._states = {}
         st = self._states.get(m)
         if st is None:
-            st = self._states[m] = _State()
+            st = self._states[m] = State()
         return st
 
     def _decode(self, m: Mapping[Any], data: bytes) -> Any:
@@ -204,66 +187,11 @@ class RequestSessions:
             log.debug("%s %r: stored value does not decode to %s", m.transport, m.name, m.type.__name__)
             return None
 
-    def _load_stateless(self, m: Mapping[Any], st: _State) -> None:
-        st.loaded = True
-        now = self._sessions.clock()
-        for text in self._incoming(m):
-            opened = m.open_stateless(text, now)
-            if opened is None:
-                log.debug("%s %r: refused an invalid or expired value", m.transport, m.name)
-                continue
-            data, created, expires, reissue = opened
-            value = self._decode(m, data)
-            if value is not None:
-                st.value, st.data, st.created, st.expires = value, data, created, expires
-                st.found, st.reissue = True, reissue
-                return
-
-    async def _load_server(self, m: Mapping[Any], st: _State) -> None:
-        st.loaded = True
-        storage = m.storage
-        assert storage is not None
-        now = self._sessions.clock()
-        candidates = 0
-        for text in self._incoming(m):
-            opened, hint = _open_id(m, text)
-            if opened is None:
-                log.debug("%s %r: refused an ID the server could not have issued", m.transport, m.name)
-                continue
-            candidates += 1
-            if candidates > _MAX_CANDIDATES:  # each costs a storage read
-                break
-            session_id, reissue = opened
-            try:
-                raw = await m.call_storage("read", session_id)
-            except StorageError:
-                if m.on_storage_error == "raise":
-                    raise
-                log.warning(
-                    "%s %r: storage read failed; treating as no session",
-                    m.transport,
-                    m.name,
-                    exc_info=True,
-                )
-                return
-            record = unpack_record(raw) if raw is not None else None
-            if record is not None and record.name != m.name:
-                log.debug("%s %r: an ID issued for mapping %r, refused", m.transport, m.name, record.name)
-                continue
-            if record is None or (m.max_lifetime is not None and record.created + m.max_lifetime <= now):
-                log.debug("%s %r: unknown or expired session ID, not adopted", m.transport, m.name)
-                if raw is not None:  # past its absolute lifetime, or unreadable: drop it
-                    st.stale_ids.append(session_id)
-                continue
-            value = self._decode(m, record.data)
-            if value is None:
-                st.stale_ids.append(session_id)
-                continue
-            st.id, st.raw, st.found, st.reissue = session_id, raw, True, reissue
-            st.created, st.hint = record.created, _parse_hint(hint)
-            if not st.dirty:  # a value set before the load stays the session
-                st.value, st.data = value, record.data
-            return
+    async def _load(self, m: Mapping[Any], st: State) -> None:
+        if m.storage is None:
+            _stateless.load(self, m, st)
+        else:
+            await _server.load(self, m, st)
 
     # -- the handler's API ----------------------------------------------------------
 
@@ -277,11 +205,8 @@ class RequestSessions:
         st = self._states.get(m) if self._states is not None else None
         if st is None:
             st = self._state(m)
-        if not st.loaded:
-            if m.storage is None:
-                self._load_stateless(m, st)
-            else:
-                await self._load_server(m, st)
+        if st.phase is Phase.UNREAD:
+            await self._load(m, st)
         value: object | None = st.value
         return value
 
@@ -299,13 +224,19 @@ class RequestSessions:
             self.set(value, key=key)
         return value
 
-    def set(self, value: object, *, key: Key | None = None) -> None:
+    def set(self, value: object, *, key: Key | None = None, attributes: dict[str, str] | None = None) -> None:
         """Make ``value`` the session of its type (or of ``key``, a type or name).
+
+        ``attributes`` (server-side only) are recorded with the session for an account
+        page (`list_owned`), e.g. ``{"device": user_agent[:200]}``; they stay until
+        replaced by another ``set(..., attributes=...)``.
 
         Raises here, in the handler: `SessionTooLarge` when the value would not fit
         its cookie, header or storage; `SerializationError` when it cannot be encoded or
         would not decode back to the session type; `TypeError` for ``None`` (use
-        `clear`) or a value of another type than ``key``'s.
+        `clear`) or a value of another type than ``key``'s; `ValueError` when the
+        mapping's ``owner=`` gives no usable owner for it, or ``attributes`` are too many
+        or too long.
         """
         if value is None:
             what = "the session" if key is None else f"session {self._sessions.mapping(key).name!r}"
@@ -321,36 +252,37 @@ class RequestSessions:
                 f"{type(value).__name__} value for {m.transport} {m.name!r} would not read back "
                 f"({problem}); fix the value before set(), or the session would be lost"
             )
-        now = self._sessions.clock()
+        where = f"set() of {m.transport} {m.name!r}"
+        if m.owner is not None:
+            m.owner_of(value)
+        if attributes is not None:
+            if m.storage is None:
+                raise TypeError(f"{where}: attributes are recorded in storage; this mapping is stateless")
+            attributes = check_attributes(attributes, where)
         if m.storage is None:
-            if not st.loaded:
-                self._load_stateless(m, st)
-            created = st.created if st.found else now
-            text, lifetime = m.seal_stateless(data, created, now)
-            m.check_size(text)
-            st.sealed = (data, created, text, lifetime)
+            _stateless.seal(self, m, st, data)
         else:
             limit = capabilities_of(m.storage).max_value_size
-            if len(data) + 32 > limit:  # the record adds its header to the data
-                raise SessionTooLarge(m.name, len(data) + 32, limit, storage=m.storage)
-        st.value, st.data, st.dirty, st.cleared = value, data, True, False
+            overhead = 64 + sum(len(k) + len(v) for k, v in (attributes or st.attributes or {}).items())
+            if len(data) + overhead > limit:  # the record adds its header to the data
+                raise SessionTooLarge(m.name, len(data) + overhead, limit, storage=m.storage)
+            if attributes is not None:
+                st.attributes = attributes
+        st.value, st.data, st.dirty = value, data, True
+        if st.phase is Phase.CLEARED:
+            st.phase = Phase.ABSENT  # a new session after the one ended (sign-in)
 
     def clear(self, key: Key) -> None:
-        """End the session: the cookie is deleted and its storage entry invalidated."""
+        """End the session: the cookie is deleted and its storage entry invalidated.
+
+        On a storage with compare-and-set, no request still running can bring it back.
+        """
         m = self._sessions.mapping(key)
         st = self._state(m)
         if m.storage is not None:
-            if st.id is not None:
-                st.dead_ids.append(st.id)
-            else:  # not read, or the read failed: end whatever the client holds
-                for text in self._incoming(m):
-                    opened = _open_id(m, text)[0]
-                    if opened is not None and len(st.dead_ids) < _MAX_CANDIDATES:
-                        st.dead_ids.append(opened[0])
-        st.loaded = True
-        st.value = st.data = st.id = st.raw = st.sealed = None
-        st.found = st.dirty = st.regen = st.reissue = False
-        st.cleared = True
+            _server.clear(self, m, st)
+        else:
+            st.end()
 
     def regenerate(self, key: Key) -> None:
         """Give the session a new ID, keep its data, invalidate the old ID (session fixation).
@@ -367,21 +299,70 @@ class RequestSessions:
         """
         await self._save_all()
 
+    # -- owners -----------------------------------------------------------------------
+
+    async def handle(self, key: Key) -> str | None:
+        """The handle of this request's session (see `list_owned`), or ``None`` without one."""
+        m = self._sessions.mapping(key)
+        st = self._state(m)
+        if st.phase is Phase.UNREAD:
+            await self._load(m, st)
+        return st.key if st.found else None
+
+    async def _owner(self, key: Key) -> tuple[Mapping[Any], str | None, str | None]:
+        m = self._sessions.mapping(key)
+        m.require_owners()
+        value = await self.get(key)
+        return m, (m.owner_of(value) if value is not None else None), await self.handle(key)
+
+    async def list_owned(self, key: Key) -> list[SessionInfo]:
+        """Every live session of this session's owner, this one marked ``current``;
+        empty when the request has no session. Newest use first."""
+        m, owner, current = await self._owner(key)
+        return [] if owner is None else await list_owned(m, owner, current)
+
+    async def revoke_owner(self, key: Key, *, keep_current: bool = True) -> int:
+        """End every session of this session's owner ("sign out other devices"); how many.
+
+        With ``keep_current=False`` this request's session ends too (its cookie is deleted).
+        """
+        m, owner, current = await self._owner(key)
+        if owner is None:
+            return 0
+        ended = await revoke_owner(m, owner, keep=current if keep_current else None)
+        if not keep_current:
+            self.clear(key)
+        return ended
+
+    async def revoke_session(self, key: Key, handle: str) -> bool:
+        """End one session of this session's owner, named by a handle from `list_owned`.
+
+        Returns whether it was a live session of this owner (a handle of someone else's
+        session ends nothing).
+        """
+        m, owner, current = await self._owner(key)
+        if owner is None:
+            return False
+        if handle == current:
+            self.clear(key)
+            return True
+        return await revoke_session(m, owner, handle)
+
     # -- response start ---------------------------------------------------------------
 
     async def _save_all(self) -> None:
         if not self._states:
             return
         server = [(m, st) for m, st in self._states.items() if m.storage is not None and not st.failed]
-        # every write first, then the invalidations: a failed write must not have ended a session
+        # every write first, then the endings: a failed write must not have ended a session
         for m, st in server:
             try:
-                await self._save_server(m, st)
+                await _server.save(self, m, st)
             except BaseException:
                 st.failed = True
                 raise
         for m, st in server:
-            await self._drop(m, st)
+            await _server.drop(m, st)
 
     async def _commit(self, status: int = 200) -> list[Header]:
         """Write the changed sessions and return the headers to add to the response.
@@ -400,13 +381,13 @@ class RequestSessions:
                 if st.failed:
                     continue
                 if m.storage is None:
-                    self._commit_stateless(m, st, headers)
+                    _stateless.commit(self, m, st, headers)
                 else:
-                    await self._commit_server(m, st, headers)
+                    await _server.commit(self, m, st, headers)
         headers.append((b"vary", vary.encode("latin-1")))
         return headers
 
-    def _changed(self, m: Mapping[Any], st: _State) -> bool:
+    def _changed(self, m: Mapping[Any], st: State) -> bool:
         """Whether the session must be written; values changed in place count too."""
         if st.value is None:
             return st.dirty
@@ -423,9 +404,9 @@ class RequestSessions:
                 self._refuse(m, st, data, problem)
         return st.dirty
 
-    def _refuse(self, m: Mapping[Any], st: _State, refused: bytes | str, problem: str) -> None:
-        """Keep the last good value instead of an in-place change that would not read back;
-        say so once per request, not at every save."""
+    def _refuse(self, m: Mapping[Any], st: State, refused: bytes | str, problem: str) -> None:
+        """Keep the last good value instead of an in-place change that would not read
+        back; say so once per request, not at every save."""
         if refused != st.refused:
             st.refused = refused
             log.error(
@@ -439,113 +420,6 @@ class RequestSessions:
     def _stale(self, m: Mapping[Any], last_sent: float, now: float) -> bool:
         """Whether a rolling session is past half its idle time since it was last sent."""
         return m.rolling and m.max_age is not None and now - last_sent > m.max_age / 2
-
-    def _commit_stateless(self, m: Mapping[Any], st: _State, headers: list[Header]) -> None:
-        if st.cleared:
-            if self._incoming(m):
-                headers.append(self._delete(m))
-            return
-        if st.regen and not st.loaded:
-            self._load_stateless(m, st)
-        if not st.found and not st.dirty:
-            return
-        now = self._sessions.clock()
-        stale = False
-        if st.found and st.expires and m.max_age is not None:
-            capped = m.max_lifetime is not None and st.expires >= st.created + m.max_lifetime - 1
-            stale = not capped and self._stale(m, st.expires - m.max_age, now)
-        if not (self._changed(m, st) or st.reissue or st.regen or stale) or st.data is None:
-            return
-        if st.sealed is not None and st.sealed[0] == st.data:
-            text, lifetime = st.sealed[2], st.sealed[3]
-        else:
-            text, lifetime = m.seal_stateless(st.data, st.created if st.found else now, now)
-            m.check_size(text)
-        headers.append(self._send(m, text, lifetime, now))
-
-    async def _save_server(self, m: Mapping[Any], st: _State) -> None:
-        if not st.loaded and (st.regen or st.dirty):
-            # the ID in the request is only kept if storage knows it (never adopt one)
-            await self._load_server(m, st)
-        if st.regen:
-            st.regen = False
-            if st.found and st.id is not None:
-                if m.detect_conflicts:
-                    await self._confirm_unchanged(m, st)
-                st.dead_ids.append(st.id)
-                st.id, st.dirty = None, True
-        if self._changed(m, st) and st.data is not None:
-            await self._write(m, st)
-
-    async def _confirm_unchanged(self, m: Mapping[Any], st: _State) -> None:
-        """Compare-and-set the entry onto itself: it fails if another request changed it."""
-        assert st.id is not None
-        ttl = m.lifetime(st.created, self._sessions.clock())
-        if not await m.call_storage("write_if", st.id, st.raw, ttl, expected=st.raw):
-            raise SessionConflict(
-                f"session {m.name!r} changed in another request since this one read it; "
-                "read it again and retry"
-            )
-
-    async def _drop(self, m: Mapping[Any], st: _State) -> None:
-        while st.dead_ids:  # ended by the handler: a failure must be seen
-            await m.call_storage("invalidate", st.dead_ids.pop())
-        while st.stale_ids:  # unusable leftovers: storage expiry gets them anyway
-            stale = st.stale_ids.pop()
-            try:
-                await m.call_storage("invalidate", stale)
-            except StorageError:
-                log.warning("%s %r: could not drop an unusable entry", m.transport, m.name, exc_info=True)
-
-    async def _write(self, m: Mapping[Any], st: _State) -> None:
-        assert st.data is not None
-        now = self._sessions.clock()
-        fresh = st.id is None
-        session_id = m.new_id() if st.id is None else st.id
-        created = st.created if st.found else now  # a regenerated ID keeps when the session began
-        ttl = m.lifetime(created, now)
-        record = pack_record(m.name, created, st.data)
-        if m.detect_conflicts:
-            expected = None if fresh else st.raw
-            if not await m.call_storage("write_if", session_id, record, ttl, expected=expected):
-                raise SessionConflict(
-                    f"session {m.name!r} changed in another request since this one read it; "
-                    "read it again and retry"
-                )
-        elif not fresh and m.compare_and_set:
-            # deletion wins: a request still running must not bring back a session that
-            # another request ended (logout, regenerate) since this one read it
-            if not await m.call_storage("write_if", session_id, record, ttl, expected=st.raw):
-                if await m.call_storage("read", session_id) is None:
-                    log.debug("%s %r: ended by another request; not written", m.transport, m.name)
-                    st.id, st.raw, st.found, st.dirty, st.cleared = None, None, False, False, True
-                    return
-                await m.call_storage("write", session_id, record, ttl)  # last writer wins
-        else:
-            await m.call_storage("write", session_id, record, ttl)
-        st.id, st.raw, st.created, st.found, st.dirty = session_id, record, created, True, False
-        st.sealed = (st.data, created, m.seal_id(session_id), ttl)
-
-    async def _commit_server(self, m: Mapping[Any], st: _State, headers: list[Header]) -> None:
-        now = self._sessions.clock()
-        if st.sealed is not None and st.id is not None:  # written in this request
-            headers.append(self._send(m, f"{st.sealed[2]}.{int(now)}", st.sealed[3], now))
-        elif st.cleared:
-            if self._incoming(m):
-                headers.append(self._delete(m))
-        elif st.found and st.id is not None:
-            touch = self._stale(m, st.hint, now)
-            if touch or st.reissue:
-                session_id, ttl = st.id, m.lifetime(st.created, now)
-                if touch:
-                    try:
-                        await m.call_storage("touch", session_id, ttl)
-                    except StorageError:
-                        if m.on_storage_error == "raise":
-                            raise
-                        log.warning("%s %r: touch failed", m.transport, m.name, exc_info=True)
-                        return
-                headers.append(self._send(m, f"{m.seal_id(session_id)}.{int(now)}", ttl, now))
 
     def _send(self, m: Mapping[Any], text: str, lifetime: float | None, now: float) -> Header:
         if m.attributes is None:
@@ -585,21 +459,3 @@ def _host(headers: Any, server: Any) -> str:
                 return host[: host.find("]") + 1]
             return host.partition(":")[0]
     return str(server[0]) if server else ""
-
-
-def _open_id(m: Mapping[Any], text: str) -> tuple[tuple[str, bool] | None, str]:
-    """The ID in a server-side value ``<sealed id>.<when it was last sent>``, and the hint.
-
-    The hint is not protected: whatever follows the ID must not lose the session. A
-    custom generator's IDs may hold dots themselves: the last dot is tried first, then the first.
-    """
-    sealed, _, hint = text.rpartition(".")
-    opened = m.open_id(sealed) if sealed else None
-    if opened is None:
-        sealed, _, hint = text.partition(".")
-        opened = m.open_id(sealed)
-    return opened, hint
-
-
-def _parse_hint(hint: str) -> float:
-    return float(hint) if hint.isascii() and hint.isdigit() and len(hint) <= 12 else 0.0

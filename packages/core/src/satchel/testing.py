@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol, TypeVar, overload
 
+from ._codec import store_key
 from ._sessions import Key, RequestSessions, Sessions
 
-__all__ = ["set_session", "get_session", "clear_session"]
+__all__ = ["set_session", "get_session", "clear_session", "store_key"]
 
 T = TypeVar("T")
 

@@ -1,0 +1,363 @@
+"""The server-side path: only an ID travels; the data lives in storage.
+
+Deletion wins. On a storage with compare-and-set, every write that follows a read is
+conditional on what was read, so nothing a request started before a session was ended
+(cleared, regenerated, revoked) can bring it back:
+
+- an update is ``write_if(expected=<the record read>)``; when it fails, the record is
+  read again, and if the session is gone the request ends as if it had been cleared; if
+  another request rewrote it, the update is retried against that record (last writer
+  wins, still conditionally), a few times at most;
+- a regenerate writes the new session first, then turns the old record into a tombstone
+  that names the new one, conditionally; if the old session was ended meanwhile, the new
+  one is removed again and nothing is issued;
+- an end (clear, or a revoke of one session) turns the record it read into a tombstone,
+  conditionally, following a tombstone to the session it names, then deletes it: a
+  regenerate that raced the end cannot leave its new session alive.
+
+On a storage without compare-and-set the writes are plain; docs/concepts.md names the
+races that remain there.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ._codec import Record, pack_record, pack_tombstone, store_key, unpack_record
+from ._exceptions import StorageError
+from ._state import Phase, State
+from ._storage_calls import conflict, storage_errors
+
+if TYPE_CHECKING:
+    from ._mapping import Mapping
+    from ._sessions import Header, RequestSessions
+
+__all__ = ["MAX_CANDIDATES", "clear", "commit", "drop", "end_key", "load", "open_id", "save"]
+
+log = logging.getLogger("satchel")
+
+MAX_CANDIDATES = 3  # same-named cookies looked up in storage, at most, per request
+_RETRIES = 4  # compare-and-set attempts against records other requests keep rewriting
+_CHAIN = 8  # tombstones followed from one ended session, at most
+# How long a tombstone outlives its session: longer than any request that read the session
+# before it ended can still be running.
+TOMBSTONE_TTL = 60.0
+_ENDED = pack_tombstone()
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+async def read(m: Mapping[Any], key: str) -> bytes | None:
+    with storage_errors(m, "read"):
+        return await m.store.read(key)
+
+
+def _live(m: Mapping[Any], raw: bytes | None) -> Record | None:
+    """The record in ``raw`` if it is a session of ``m`` (not a tombstone, not another mapping's)."""
+    record = unpack_record(raw) if raw is not None else None
+    return record if record is not None and record.name == m.name else None
+
+
+async def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
+    st.phase = Phase.ABSENT
+    now = rs._sessions.clock()
+    candidates = 0
+    for text in rs._incoming(m):
+        opened, hint = open_id(m, text)
+        if opened is None:
+            log.debug("%s %r: refused an ID the server could not have issued", m.transport, m.name)
+            continue
+        candidates += 1
+        if candidates > MAX_CANDIDATES:  # each costs a storage read
+            break
+        session_id, reissue = opened
+        key = store_key(session_id)
+        try:
+            raw = await read(m, key)
+        except StorageError:
+            if m.on_storage_error == "raise":
+                raise
+            log.warning(
+                "%s %r: storage read failed; treating as no session", m.transport, m.name, exc_info=True
+            )
+            return
+        record = unpack_record(raw) if raw is not None else None
+        if record is not None and record.name != m.name:
+            # a tombstone (ended while requests still held it), or another mapping's session
+            log.debug("%s %r: an ended session, or one of another mapping, refused", m.transport, m.name)
+            continue
+        if record is None or (m.max_lifetime is not None and record.created + m.max_lifetime <= now):
+            log.debug("%s %r: unknown or expired session ID, not adopted", m.transport, m.name)
+            if raw is not None:  # past its absolute lifetime, or unreadable: drop it
+                st.stale.append(key)
+            continue
+        value = rs._decode(m, record.data)
+        if value is None:
+            st.stale.append(key)
+            continue
+        st.phase, st.id, st.key, st.raw, st.reissue = Phase.FOUND, session_id, key, raw, reissue
+        st.created, st.owner, st.hint = record.created, record.owner, _parse_hint(hint)
+        if st.attributes is None:
+            st.attributes = record.attributes
+        if not st.dirty:  # a value set before the load stays the session
+            st.value, st.data = value, record.data
+        return
+
+
+def open_id(m: Mapping[Any], text: str) -> tuple[tuple[str, bool] | None, str]:
+    """The ID in a server-side value ``<sealed id>.<when it was last sent>``, and the hint.
+
+    The hint is not protected: whatever follows the ID must not lose the session. A
+    custom generator's IDs may hold dots themselves: the last dot is tried first, then the first.
+    """
+    sealed, _, hint = text.rpartition(".")
+    opened = m.open_id(sealed) if sealed else None
+    if opened is None:
+        sealed, _, hint = text.partition(".")
+        opened = m.open_id(sealed)
+    return opened, hint
+
+
+def _parse_hint(hint: str) -> float:
+    return float(hint) if hint.isascii() and hint.isdigit() and len(hint) <= 12 else 0.0
+
+
+# -- the handler's clear -------------------------------------------------------------
+
+
+def clear(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
+    if st.key is not None:
+        st.dead.append((st.key, st.raw))
+    else:  # not read, or the read failed: end whatever the client holds
+        for text in rs._incoming(m):
+            opened = open_id(m, text)[0]
+            if opened is not None and len(st.dead) < MAX_CANDIDATES:
+                st.dead.append((store_key(opened[0]), None))
+    st.end()
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+async def save(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
+    """Write what changed in this mapping (the endings come after every write: `drop`)."""
+    if not st.loaded and (st.regen or st.dirty):
+        # the ID in the request is only kept if storage knows it (never adopt one)
+        await load(rs, m, st)
+    changed = rs._changed(m, st)
+    regen, st.regen = st.regen, False
+    if st.data is None or st.value is None:
+        return
+    owner = m.owner_of(st.value) if m.owner is not None else ""
+    if st.found and (regen or owner != st.owner):  # a new owner is a new session (fixation)
+        await _rotate(rs, m, st, owner)
+    elif changed:
+        await (_update(rs, m, st, owner) if st.found else _create(rs, m, st, owner))
+
+
+def _record(rs: RequestSessions, m: Mapping[Any], st: State, owner: str) -> tuple[bytes, float | None]:
+    assert st.data is not None
+    now = rs._sessions.clock()
+    created = st.created if st.found else now  # a regenerated ID keeps when the session began
+    st.created = created
+    record = pack_record(m.name, created, st.data, owner=owner, used=now, attributes=st.attributes)
+    return record, m.lifetime(created, now)
+
+
+async def _put(
+    m: Mapping[Any], key: str, record: bytes, ttl: float | None, *, expected: bytes | None, owner: str
+) -> bool:
+    """Compare-and-set ``record`` over ``expected`` (linked to ``owner`` when there is one)."""
+    with storage_errors(m, "write"):
+        if owner and m.owners is not None:
+            return await m.owners.write_owned(key, record, ttl, owner=owner, expected=expected)
+        if m.cas is not None:
+            return await m.cas.write_if(key, record, ttl, expected=expected)
+        await m.store.write(key, record, ttl)
+        return True
+
+
+async def _create(rs: RequestSessions, m: Mapping[Any], st: State, owner: str) -> None:
+    record, ttl = _record(rs, m, st, owner)
+    session_id = m.new_id()
+    key = store_key(session_id)
+    if owner or m.detect_conflicts:
+        if not await _put(m, key, record, ttl, expected=None, owner=owner):
+            raise StorageError(
+                f"a fresh ID for {m.transport} {m.name!r} is taken in {m.storage!r}; the identity "
+                "generator repeats itself: give it more randomness"
+            )
+    else:  # a fresh random ID: nothing another request could have ended
+        with storage_errors(m, "write"):
+            await m.store.write(key, record, ttl)
+    _written(m, st, session_id, key, record, ttl, owner)
+
+
+async def _update(rs: RequestSessions, m: Mapping[Any], st: State, owner: str) -> None:
+    assert st.key is not None
+    assert st.id is not None
+    record, ttl = _record(rs, m, st, owner)
+    expected = st.raw
+    for _ in range(_RETRIES):
+        if await _put(m, st.key, record, ttl, expected=expected, owner=owner):
+            _written(m, st, st.id, st.key, record, ttl, owner)
+            return
+        if m.detect_conflicts:
+            raise conflict(m)
+        expected = await read(m, st.key)
+        if _live(m, expected) is None:
+            log.debug("%s %r: ended by another request; not written", m.transport, m.name)
+            st.end()
+            return
+    # every attempt met a newer record: those writers came last, and their value stands
+    log.debug("%s %r: rewritten by other requests meanwhile; their value stands", m.transport, m.name)
+    st.dirty = False
+
+
+async def _rotate(rs: RequestSessions, m: Mapping[Any], st: State, owner: str) -> None:
+    """Give the session a new ID: write it under the new one now; `drop` ends the old one
+    after every mapping's writes, so a failed write elsewhere leaves the old one working."""
+    assert st.key is not None
+    old_key, old_raw = st.key, st.raw
+    record, ttl = _record(rs, m, st, owner)
+    session_id = m.new_id()
+    key = store_key(session_id)
+    if not await _put(m, key, record, ttl, expected=None, owner=owner):
+        raise StorageError(
+            f"a fresh ID for {m.transport} {m.name!r} is taken in {m.storage!r}; the identity "
+            "generator repeats itself: give it more randomness"
+        )
+    if m.cas is None:
+        st.dead.append((old_key, old_raw))
+    else:
+        st.moving = (old_key, old_raw, ttl)
+    _written(m, st, session_id, key, record, ttl, owner)
+
+
+async def _finish_rotation(m: Mapping[Any], st: State) -> None:
+    """End the session a regenerate replaced, unless another request ended it first:
+    then the new one is removed again and the request ends as if cleared."""
+    assert st.moving is not None
+    assert st.key is not None
+    (old_key, old_raw, ttl), st.moving = st.moving, None
+    try:
+        moved = await _move(m, old_key, old_raw, st.key, ttl)
+    except BaseException:
+        await _invalidate(m, st.key)  # the old session may still be alive: issue nothing new
+        st.end()
+        raise
+    if not moved:
+        log.debug("%s %r: ended by another request; the new ID is not issued", m.transport, m.name)
+        await _invalidate(m, st.key)
+        st.end()
+
+
+async def _move(m: Mapping[Any], key: str, expected: bytes | None, successor: str, ttl: float | None) -> bool:
+    """Turn the session at ``key`` into a tombstone naming ``successor``, if it still lives."""
+    assert m.cas is not None
+    tombstone = pack_tombstone(successor)
+    grace = TOMBSTONE_TTL if ttl is None else min(TOMBSTONE_TTL, max(ttl, 1.0))
+    for _ in range(_RETRIES):
+        with storage_errors(m, "write"):
+            if await m.cas.write_if(key, tombstone, grace, expected=expected):
+                return True
+        if m.detect_conflicts:
+            raise conflict(m)
+        expected = await read(m, key)
+        if _live(m, expected) is None:
+            return False
+    raise conflict(m)  # rewritten by other requests at every attempt: retry the request
+
+
+def _written(
+    m: Mapping[Any], st: State, session_id: str, key: str, record: bytes, ttl: float | None, owner: str
+) -> None:
+    assert st.data is not None
+    st.phase, st.id, st.key, st.raw, st.owner, st.dirty = Phase.FOUND, session_id, key, record, owner, False
+    st.sealed = (st.data, st.created, m.seal_id(session_id), ttl)
+
+
+async def _invalidate(m: Mapping[Any], key: str) -> None:
+    with storage_errors(m, "invalidate"):
+        await m.store.invalidate(key)
+
+
+# -- ending --------------------------------------------------------------------------
+
+
+async def drop(m: Mapping[Any], st: State) -> None:
+    """End what the request ended, then drop unusable records (best effort)."""
+    if st.moving is not None:
+        await _finish_rotation(m, st)
+    while st.dead:  # ended by the handler: a failure must be seen
+        await end_key(m, *st.dead.pop())
+    while st.stale:  # unusable leftovers: storage expiry gets them anyway
+        stale = st.stale.pop()
+        try:
+            await _invalidate(m, stale)
+        except StorageError:
+            log.warning("%s %r: could not drop an unusable entry", m.transport, m.name, exc_info=True)
+
+
+async def end_key(m: Mapping[Any], key: str, known: bytes | None = None, depth: int = 0) -> bool:
+    """End the session stored under ``key`` and every session it was regenerated into.
+
+    ``known`` is its record as this request read it, if it did. Returns whether a live
+    session was ended. Safe to repeat.
+    """
+    if m.cas is None:
+        await _invalidate(m, key)
+        return known is not None
+    current = known if known is not None else await read(m, key)
+    ended = False
+    for _ in range(2 * _RETRIES):
+        if current is None:
+            return ended
+        record = unpack_record(current)
+        if record is not None and record.is_tombstone and record.data and depth < _CHAIN:
+            ended = await end_key(m, record.data.decode("ascii", "replace"), None, depth + 1) or ended
+        with storage_errors(m, "invalidate"):
+            # conditional: a regenerate that moved this session since it was read is seen
+            if await m.cas.write_if(key, _ENDED, TOMBSTONE_TTL, expected=current):
+                await m.store.invalidate(key)
+                return ended or (record is not None and not record.is_tombstone)
+        current = await read(m, key)
+    raise StorageError(
+        f"could not end a session of {m.transport} {m.name!r}: other requests kept rewriting it; try again"
+    )
+
+
+# -- response start ------------------------------------------------------------------
+
+
+async def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[Header]) -> None:
+    now = rs._sessions.clock()
+    if st.sealed is not None and st.id is not None:  # written in this request
+        headers.append(rs._send(m, f"{st.sealed[2]}.{int(now)}", st.sealed[3], now))
+    elif st.phase is Phase.CLEARED:
+        if rs._incoming(m):
+            headers.append(rs._delete(m))
+    elif st.found and st.id is not None and st.key is not None:
+        touch = rs._stale(m, st.hint, now)
+        if touch or st.reissue:
+            ttl = m.lifetime(st.created, now)
+            if touch:
+                try:
+                    await _touch(m, st.key, ttl, st.owner)
+                except StorageError:
+                    if m.on_storage_error == "raise":
+                        raise
+                    log.warning("%s %r: touch failed", m.transport, m.name, exc_info=True)
+                    return
+            headers.append(rs._send(m, f"{m.seal_id(st.id)}.{int(now)}", ttl, now))
+
+
+async def _touch(m: Mapping[Any], key: str, ttl: float | None, owner: str) -> None:
+    # a touch never creates: an ended session stays ended
+    with storage_errors(m, "touch"):
+        if owner and m.owners is not None:
+            await m.owners.touch_owned(key, ttl, owner=owner)
+        else:
+            await m.store.touch(key, ttl)

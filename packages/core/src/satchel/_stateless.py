@@ -1,0 +1,67 @@
+"""The stateless path: the whole value travels, sealed by the mapping's transformers."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ._state import Phase, State
+
+if TYPE_CHECKING:
+    from ._mapping import Mapping
+    from ._sessions import Header, RequestSessions
+
+__all__ = ["commit", "load", "seal"]
+
+log = logging.getLogger("satchel")
+
+
+def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
+    st.phase = Phase.ABSENT
+    now = rs._sessions.clock()
+    for text in rs._incoming(m):
+        opened = m.open_stateless(text, now)
+        if opened is None:
+            log.debug("%s %r: refused an invalid or expired value", m.transport, m.name)
+            continue
+        data, created, expires, reissue = opened
+        value = rs._decode(m, data)
+        if value is not None:
+            st.value, st.data, st.created, st.expires = value, data, created, expires
+            st.phase, st.reissue = Phase.FOUND, reissue
+            return
+
+
+def seal(rs: RequestSessions, m: Mapping[Any], st: State, data: bytes) -> None:
+    """Seal ``data`` now, at ``set``, so an oversized value fails in the handler."""
+    if not st.loaded:
+        load(rs, m, st)
+    now = rs._sessions.clock()
+    created = st.created if st.found else now
+    text, lifetime = m.seal_stateless(data, created, now)
+    m.check_size(text)
+    st.sealed = (data, created, text, lifetime)
+
+
+def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[Header]) -> None:
+    if st.phase is Phase.CLEARED:
+        if rs._incoming(m):
+            headers.append(rs._delete(m))
+        return
+    if st.regen and not st.loaded:
+        load(rs, m, st)
+    if not st.found and not st.dirty:
+        return
+    now = rs._sessions.clock()
+    stale = False
+    if st.found and st.expires and m.max_age is not None:
+        capped = m.max_lifetime is not None and st.expires >= st.created + m.max_lifetime - 1
+        stale = not capped and rs._stale(m, st.expires - m.max_age, now)
+    if not (rs._changed(m, st) or st.reissue or st.regen or stale) or st.data is None:
+        return
+    if st.sealed is not None and st.sealed[0] == st.data:
+        text, lifetime = st.sealed[2], st.sealed[3]
+    else:
+        text, lifetime = m.seal_stateless(st.data, st.created if st.found else now, now)
+        m.check_size(text)
+    headers.append(rs._send(m, text, lifetime, now))
