@@ -8,10 +8,12 @@ runs whenever a MongoDB is reachable.
 from __future__ import annotations
 
 import hashlib
+import traceback
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from satchel import ConfigError
+from bson import SON
+from satchel import ConfigError, OwnedEntry
 from satchel_mongo import _documents as doc
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -236,3 +238,113 @@ def test_no_server_a_hand_made_ttl_index_on_expires_serves_whatever_its_name() -
     partial = {"x": {"key": keys, "expireAfterSeconds": 0, "partialFilterExpression": {"a": 1}}}
     plain = {"expires_1": {"key": keys}}
     assert not any(doc.serves_as_ttl_index(indexes) for indexes in (later, partial, plain, {}))
+
+
+# --- the owner index ------------------------------------------------------------------
+
+ODD_OWNERS = ["$", ".", "$where", "a.b", "user@example.com", "Ådå 用户 😀", "\x00", " ", "o" * 256]
+
+
+@pytest.mark.parametrize("owner", ODD_OWNERS)
+def test_no_server_any_string_of_1_to_256_characters_is_an_owner(owner: str) -> None:
+    assert doc.check_owner(owner) == owner
+
+
+@pytest.mark.parametrize(
+    ("owner", "says"),
+    [
+        ("", "1 to 256 characters long, not 0"),
+        ("o" * 257, "not 257"),
+        (None, "not NoneType"),  # would match every unowned session
+        (7, "not int"),
+        ("secret-owner\udc80", "lone surrogate"),  # BSON strings are UTF-8
+    ],
+)
+def test_no_server_other_owners_are_refused_without_quoting_them(owner: object, says: str) -> None:
+    with pytest.raises(ValueError, match=says) as info:
+        doc.check_owner(owner)
+    # nor in what a log prints, chained errors included
+    assert "secret-owner" not in "".join(traceback.format_exception(info.value))
+
+
+def test_no_server_owned_session_document_carries_its_owner() -> None:
+    document = doc.session_document({"ns": "n", "id": "id1"}, b"x", NOW, "ada")
+    assert document["owner"] == "ada"
+    # a plain write replaces the whole document with one that has no owner: the link goes
+    assert "owner" not in doc.session_document({"ns": "n", "id": "id1"}, b"x", NOW)
+
+
+def test_no_server_owned_filter_is_the_owner_in_this_namespace_and_live() -> None:
+    live = [{"expires": None}, {"expires": {"$gt": NOW}}]
+    assert doc.owned_filter("shop", "ada", NOW) == {"owner": "ada", "_id.ns": "shop", "$or": live}
+    # without a namespace: only plain-string IDs, never another namespace's sessions
+    assert doc.owned_filter(None, "ada", NOW) == {"owner": "ada", "_id": {"$type": "string"}, "$or": live}
+
+
+def test_no_server_revoke_filter_keeps_the_given_ids_in_one_id_condition() -> None:
+    in_shop = doc.revoke_filter("shop", "ada", ["k1", "k2"], NOW)
+    assert in_shop == {
+        **doc.owned_filter("shop", "ada", NOW),
+        "_id": {"$nin": [{"ns": "shop", "id": "k1"}, {"ns": "shop", "id": "k2"}]},
+    }
+    # the $type test that keeps out other namespaces is not overwritten by the $nin
+    assert doc.revoke_filter(None, "ada", {"k1"}, NOW)["_id"] == {"$type": "string", "$nin": ["k1"]}
+    assert doc.revoke_filter("shop", "ada", (), NOW) == doc.owned_filter("shop", "ada", NOW)
+
+
+def test_no_server_owner_index_is_partial_on_owner_and_keyed_by_namespace() -> None:
+    keys, options = doc.owner_index()
+    assert keys == [("owner", 1), ("_id.ns", 1)]
+    assert options == {"name": "satchel_owner", "partialFilterExpression": {"owner": {"$exists": True}}}
+
+
+def test_no_server_an_owner_index_made_by_hand_serves_whatever_its_name() -> None:
+    keys, options = doc.owner_index()
+    partial = options["partialFilterExpression"]
+    assert doc.owner_index_name({"_id_": {"key": [("_id", 1)]}}) is None
+    assert doc.owner_index_name({"owner_1__id.ns_1": {"key": keys}}) == "owner_1__id.ns_1"
+    # index_information gives nested options as SON, and a shell writes numbers as doubles
+    son = {"by_hand": {"key": [("owner", 1.0), ("_id.ns", 1.0)], "partialFilterExpression": SON(partial)}}
+    assert doc.owner_index_name(son) == "by_hand"
+    # satchel's own is preferred when there are two
+    both = {"a": {"key": keys}, "satchel_owner": {"key": keys, "partialFilterExpression": partial}}
+    assert doc.owner_index_name(both) == "satchel_owner"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"key": [("owner", 1)]},  # other keys
+        {"key": [("owner", 1), ("_id.ns", 1)], "unique": True},  # an owner's second session would be refused
+        {"key": [("owner", 1), ("_id.ns", 1)], "partialFilterExpression": {"expires": {"$exists": True}}},
+    ],
+    ids=["other-keys", "unique", "other-partial-filter"],
+)
+def test_no_server_an_owner_index_that_would_miss_or_refuse_sessions_does_not_serve(
+    spec: dict[str, object],
+) -> None:
+    assert doc.owner_index_name({"x": spec}) is None
+
+
+def test_no_server_describe_index_shows_keys_and_the_options_that_decide() -> None:
+    spec = {"key": [("owner", 1), ("_id.ns", 1)], "unique": True, "partialFilterExpression": SON(a=SON(b=1))}
+    assert (
+        doc.describe_index(spec)
+        == "{owner: 1, _id.ns: 1}, unique=True, partialFilterExpression={'a': {'b': 1}}"
+    )
+
+
+def test_no_server_owned_entry_gives_the_id_data_and_expiry_in_unix_seconds() -> None:
+    naive = NOW.replace(tzinfo=None)  # what a client that is not tz_aware returns
+    entry = doc.owned_entry({"_id": {"ns": "shop", "id": "id1"}, "data": b"x", "expires": naive})
+    assert entry == OwnedEntry("id1", b"x", NOW.timestamp())
+    aware = doc.owned_entry({"_id": "id2", "data": b"y", "expires": NOW})
+    assert aware == OwnedEntry("id2", b"y", NOW.timestamp())
+    assert doc.owned_entry({"_id": "id3", "data": b"z"}) == OwnedEntry("id3", b"z", None)
+
+
+def test_no_server_owned_entry_refuses_what_is_not_a_session() -> None:
+    assert doc.owned_entry({"_id": "id1", "data": "text"}) is None
+    assert doc.owned_entry({"_id": 5, "data": b"x"}) is None
+    assert doc.owned_entry({"_id": {"ns": "shop"}, "data": b"x"}) is None
+    assert doc.owned_entry(None) is None

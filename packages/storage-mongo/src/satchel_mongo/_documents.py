@@ -2,7 +2,8 @@
 
 One document per session::
 
-    {"_id": <key>, "data": <binary>, "digest": <sha256 of data>, "expires": <date>}
+    {"_id": <key>, "data": <binary>, "digest": <sha256 of data>, "expires": <date>,
+     "owner": <string>}
 
 ``_id`` is the session ID itself, or ``{"ns": namespace, "id": id}`` in a namespace: a
 string never equals a sub-document, and two sub-documents are equal only when both
@@ -19,13 +20,13 @@ Everything here is a pure function, so it is checked without a server.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote_plus
 
-from satchel import ConfigError
+from satchel import ConfigError, OwnedEntry
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -34,11 +35,14 @@ __all__ = [
     "MIN_DRIVER",
     "MAX_VALUE_SIZE",
     "TTL_INDEX_NAME",
+    "OWNER_INDEX_NAME",
+    "MAX_OWNER",
     "MongoURL",
     "parse_url",
     "client_options",
     "check_driver",
     "check_namespace",
+    "check_owner",
     "document_id",
     "expiry",
     "digest",
@@ -48,10 +52,16 @@ __all__ = [
     "claim_filter",
     "touch_update",
     "purge_filter",
+    "owned_filter",
+    "revoke_filter",
     "ttl_index",
+    "owner_index",
     "INDEX_CONFLICT_CODES",
     "serves_as_ttl_index",
+    "owner_index_name",
+    "describe_index",
     "data_of",
+    "owned_entry",
 ]
 
 DEFAULT_DATABASE = "satchel"
@@ -68,6 +78,8 @@ MIN_DRIVER = (4, 13)
 # A BSON document is at most 16 MiB; keep room for the ID, the digest and the field names.
 MAX_VALUE_SIZE = 16 * 1024 * 1024 - 64 * 1024
 TTL_INDEX_NAME = "satchel_expires"
+OWNER_INDEX_NAME = "satchel_owner"
+MAX_OWNER = 256
 
 _OWN_QUERY_KEYS = frozenset({"namespace", "collection"})
 _LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
@@ -173,6 +185,27 @@ def check_namespace(namespace: str | None) -> str | None:
     return namespace or None
 
 
+def check_owner(owner: object) -> str:
+    """``owner``, if it is a string the owner index can hold; else ``ValueError``.
+
+    The message gives the owner's type and length, never the owner itself (often an
+    e-mail address or a user name, which has no place in an error log).
+    """
+    if not isinstance(owner, str):
+        # not only a type check: None would match every unowned session of the namespace
+        raise ValueError(f"an owner must be a non-empty string, not {type(owner).__name__}")
+    if not 0 < len(owner) <= MAX_OWNER:
+        raise ValueError(f"an owner must be 1 to {MAX_OWNER} characters long, not {len(owner)}")
+    try:
+        owner.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "an owner must be valid Unicode text: it holds a lone surrogate, and MongoDB "
+            "stores strings as UTF-8"
+        ) from None  # the encoding error holds the owner itself
+    return owner
+
+
 def document_id(namespace: str | None, id: str) -> str | dict[str, str]:
     """The ``_id`` of session ``id``: the ID itself, or ``{"ns", "id"}`` in a namespace."""
     return id if namespace is None else {"ns": namespace, "id": id}
@@ -196,11 +229,19 @@ def digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def session_document(key: str | dict[str, str], data: bytes, expires: datetime | None) -> dict[str, Any]:
-    """The whole document for one session (``bytes`` are stored as BSON binary)."""
+def session_document(
+    key: str | dict[str, str], data: bytes, expires: datetime | None, owner: str | None = None
+) -> dict[str, Any]:
+    """The whole document for one session (``bytes`` are stored as BSON binary).
+
+    It carries ``owner`` only when one is given: a write replaces the whole document, so
+    a plain write leaves the session unowned, dropping the link an earlier one made.
+    """
     document: dict[str, Any] = {"_id": key, "data": bytes(data), "digest": digest(data)}
     if expires is not None:
         document["expires"] = expires
+    if owner is not None:
+        document["owner"] = owner
     return document
 
 
@@ -239,15 +280,55 @@ def touch_update(expires: datetime | None) -> dict[str, Any]:
     return {"$set": {"expires": expires}}
 
 
+def _scope(namespace: str | None) -> dict[str, Any]:
+    # outside any namespace an _id is a string; inside one, a sub-document with its "ns"
+    return {"_id": {"$type": "string"}} if namespace is None else {"_id.ns": namespace}
+
+
 def purge_filter(namespace: str | None, now: datetime) -> dict[str, Any]:
     """Matches the expired sessions of ``namespace`` only (``satchel purge``)."""
-    scope: dict[str, Any] = {"_id": {"$type": "string"}} if namespace is None else {"_id.ns": namespace}
-    return {**scope, "expires": {"$lte": now}}
+    return {**_scope(namespace), "expires": {"$lte": now}}
+
+
+def owned_filter(namespace: str | None, owner: str, now: datetime) -> dict[str, Any]:
+    """Matches the live sessions of ``namespace`` linked to ``owner`` (``list_owned``).
+
+    The equality on ``owner`` is also what lets the server use the partial owner index.
+    """
+    return {"owner": owner, **_scope(namespace), **_not_expired(now)}
+
+
+def revoke_filter(namespace: str | None, owner: str, keep: Iterable[str], now: datetime) -> dict[str, Any]:
+    """`owned_filter` less the sessions in ``keep`` (``invalidate_owned``).
+
+    Expired documents do not match, so the count ``delete_many`` reports is of live
+    sessions only; the TTL monitor removes the expired ones.
+    """
+    query = owned_filter(namespace, owner, now)
+    kept = [document_id(namespace, id) for id in keep]
+    if kept:
+        # one "_id" condition: in no namespace it already holds the $type test
+        query["_id"] = {**query.get("_id", {}), "$nin": kept}
+    return query
 
 
 def ttl_index() -> tuple[list[tuple[str, int]], dict[str, Any]]:
     """Keys and options of the TTL index: expire each document at its ``expires`` date."""
     return [("expires", 1)], {"name": TTL_INDEX_NAME, "expireAfterSeconds": 0}
+
+
+def owner_index() -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """Keys and options of the owner index: an owner's sessions within a namespace.
+
+    Partial, so an unowned session costs nothing in it. Its keys never change while a
+    session keeps its owner (a touch moves ``expires``, not these), which is why the
+    owner's lookups and deletes are pinned to it: a scan of an index whose keys a
+    concurrent touch moves could pass over a session it should have deleted.
+    """
+    return [("owner", 1), ("_id.ns", 1)], {
+        "name": OWNER_INDEX_NAME,
+        "partialFilterExpression": {"owner": {"$exists": True}},
+    }
 
 
 # IndexOptionsConflict (the same keys under another name, or with other options under
@@ -269,9 +350,68 @@ def serves_as_ttl_index(indexes: Mapping[str, Any]) -> bool:
     return False
 
 
+def owner_index_name(indexes: Mapping[str, Any]) -> str | None:
+    """The name of one of ``indexes`` (as ``index_information`` gives them) that serves
+    as `owner_index`, whatever its name; ``None`` when none does.
+
+    It must have the same keys and hold every owned session (no partial filter, or
+    exactly satchel's); a unique one would refuse an owner's second session.
+    """
+    keys, options = owner_index()
+    found = []
+    for name, spec in indexes.items():
+        partial = spec.get("partialFilterExpression")
+        if (
+            spec.get("key") == keys
+            and not spec.get("unique")
+            and (partial is None or _plain(partial) == options["partialFilterExpression"])
+        ):
+            found.append(name)
+    # satchel's own first, so a run that created it keeps using it
+    return min(found, key=lambda name: (name != OWNER_INDEX_NAME, name), default=None)
+
+
+def describe_index(spec: Mapping[str, Any]) -> str:
+    """An index as ``index_information`` gives it, for a message: its keys and the
+    options that decide whether it serves as the owner index."""
+    keys = ", ".join(f"{field}: {direction}" for field, direction in spec.get("key", []))
+    options = "".join(
+        f", {option}={_plain(spec[option])}"
+        for option in ("unique", "partialFilterExpression")
+        if option in spec
+    )
+    return f"{{{keys}}}{options}"
+
+
+def _plain(value: Any) -> Any:
+    # index_information gives nested options as SON; compare them as plain dicts
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
 def data_of(document: Any) -> bytes | None:
     """The session bytes in a document the server returned, ``None`` if it holds none."""
     if document is None:
         return None
     data = document.get("data")
     return bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else None
+
+
+def owned_entry(document: Any) -> OwnedEntry | None:
+    """The `OwnedEntry` for a document ``list_owned`` found; ``None`` if it is not a session.
+
+    BSON dates come back naive (UTC) unless the client is ``tz_aware``; either way
+    ``expires`` becomes Unix seconds.
+    """
+    data = data_of(document)
+    key = document.get("_id") if document is not None else None
+    id = key.get("id") if isinstance(key, Mapping) else key
+    if data is None or not isinstance(id, str):
+        return None
+    expires = document.get("expires")
+    if not isinstance(expires, datetime):
+        return OwnedEntry(id, data, None)
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=timezone.utc)
+    return OwnedEntry(id, data, expires.timestamp())
