@@ -14,14 +14,17 @@ A backend's test module::
 
 Optional fixtures widen what is checked (each missing one skips its checks by name):
 ``reopen``, ``other_namespace``, ``raw_read``, ``raw_write``. See `StorageContract`.
+Optional capabilities are found on the storage itself: ``write_if`` (`satchel.CompareAndSet`)
+and the owner index (`satchel.OwnerIndex`) each get their checks, or skip them by name.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -143,6 +146,145 @@ def _cas(storage: SessionStorage) -> satchel.CompareAndSet:
             "the storage has no write_if (satchel.CompareAndSet); compare-and-set checks do not apply"
         )
     return storage
+
+
+_OWNER_METHODS = ("write_owned", "touch_owned", "list_owned", "invalidate_owned")
+
+
+def written_owners(kit: StorageContract) -> list[str]:
+    """The owners the checks of ``kit`` linked sessions to, so a URL run can remove them."""
+    owners: list[str] = kit.__dict__.setdefault("_written_owners", [])
+    return owners
+
+
+def _owners(kit: StorageContract, *owners: str) -> list[str]:
+    written_owners(kit).extend(owners)
+    return list(owners)
+
+
+def _new_owner(kit: StorageContract) -> str:
+    return _owners(kit, f"owner-{secrets.token_hex(8)}")[0]
+
+
+def _owner_index(storage: SessionStorage) -> satchel.OwnerIndex:
+    if isinstance(storage, satchel.OwnerIndex):
+        return storage
+    has = [name for name in _OWNER_METHODS if callable(getattr(storage, name, None))]
+    if has:
+        missing = [name for name in _OWNER_METHODS if name not in has]
+        pytest.fail(
+            f"the storage has {', '.join(has)} but not {', '.join(missing)}: satchel.OwnerIndex is "
+            "all four methods, and without all of them isinstance(storage, satchel.OwnerIndex) is "
+            "False, so the owner index is never used",
+            pytrace=False,
+        )
+    pytest.skip("the storage has no owner index (satchel.OwnerIndex); owner-index checks do not apply")
+
+
+def _wall() -> float:
+    """The wall clock (Unix seconds), the clock `satchel.OwnedEntry.expires` is given in."""
+    return time.time()
+
+
+def _short(owner: str) -> str:
+    return repr(owner) if len(owner) <= 40 else f"{owner[:24]!r}... ({len(owner)} characters)"
+
+
+async def _owned(index: satchel.OwnerIndex, owner: str) -> dict[str, satchel.OwnedEntry]:
+    """``list_owned(owner)`` by id, once its types are checked and no id is listed twice."""
+    entries = await index.list_owned(owner)
+    if not isinstance(entries, list):
+        pytest.fail(
+            f"list_owned({_short(owner)}) returned {type(entries).__name__}, not a list", pytrace=False
+        )
+    found: dict[str, satchel.OwnedEntry] = {}
+    for entry in entries:
+        if not isinstance(entry, satchel.OwnedEntry):
+            pytest.fail(
+                f"list_owned({_short(owner)}) listed a {type(entry).__name__}, not a satchel.OwnedEntry",
+                pytrace=False,
+            )
+        if not isinstance(entry.data, bytes):
+            pytest.fail(
+                f"list_owned({_short(owner)}) gave {entry.id!r} data of type {type(entry.data).__name__}, "
+                "not bytes",
+                pytrace=False,
+            )
+        if entry.expires is not None and (
+            isinstance(entry.expires, bool) or not isinstance(entry.expires, (int, float))
+        ):
+            pytest.fail(
+                f"list_owned({_short(owner)}) gave {entry.id!r} expires={entry.expires!r}: "
+                "expected Unix seconds (a float) or None",
+                pytrace=False,
+            )
+        if entry.id in found:
+            pytest.fail(f"list_owned({_short(owner)}) listed {entry.id!r} twice", pytrace=False)
+        found[entry.id] = entry
+    return found
+
+
+async def _expect_owned(
+    index: satchel.OwnerIndex, owner: str, expected: dict[str, bytes], what: str
+) -> dict[str, satchel.OwnedEntry]:
+    """Fail unless ``list_owned(owner)`` lists exactly ``expected``: these ids, with this data."""
+    found = await _owned(index, owner)
+    wrong = [f"  {id!r} is not listed (it holds {label(expected[id])})" for id in expected if id not in found]
+    wrong += [
+        f"  {id!r} is listed, with {label(entry.data)}, and should not be"
+        for id, entry in found.items()
+        if id not in expected
+    ]
+    wrong += [
+        f"  {id!r} is listed with {label(found[id].data)}, expected {label(want)}"
+        for id, want in expected.items()
+        if id in found and found[id].data != want
+    ]
+    if wrong:
+        shown = "\n".join(wrong[:8]) + ("\n  ..." if len(wrong) > 8 else "")
+        pytest.fail(
+            f"{what}: list_owned({_short(owner)}) listed {len(found)} sessions, expected "
+            f"{len(expected)}; {len(wrong)} wrong\n{shown}",
+            pytrace=False,
+        )
+    return found
+
+
+def _require_expires(
+    entry: satchel.OwnedEntry, ttl: float | None, sent: float, returned: float, timing: Timing, what: str
+) -> None:
+    """Fail unless ``entry.expires`` is ``ttl`` after a call from ``sent`` to ``returned`` (wall clock)."""
+    if ttl is None:
+        if entry.expires is not None:
+            pytest.fail(
+                f"{what}: {entry.id!r} is listed with expires={entry.expires!r}, but it has no ttl "
+                "(expected None)",
+                pytrace=False,
+            )
+        return
+    low, high = sent + ttl - timing.tolerance, returned + ttl + timing.tolerance
+    if entry.expires is None or not low <= entry.expires <= high:
+        at = (
+            "None"
+            if entry.expires is None
+            else f"{entry.expires!r} ({entry.expires - sent:+.3f}s from the call)"
+        )
+        pytest.fail(
+            f"{what}: {entry.id!r} is listed with expires={at}; a ttl of {ttl}s puts it "
+            f"{ttl}s after the call, within tolerance={timing.tolerance}s, as Unix seconds (wall clock)",
+            pytrace=False,
+        )
+
+
+async def _invalidate_owned(
+    index: satchel.OwnerIndex, owner: str, count: int, what: str, keep: Collection[str] = ()
+) -> None:
+    """``invalidate_owned(owner, keep=keep)``, failing unless it says it deleted ``count`` sessions."""
+    got = await index.invalidate_owned(owner, keep=keep)
+    kept = f", keep={len(keep)} ids" if keep else ""
+    require_equal(
+        got, count, f"{what}: invalidate_owned({_short(owner)}{kept}) returned {got!r}, expected {count}"
+    )
 
 
 def _in_time(since: float, ttl: float, timing: Timing) -> bool:
@@ -724,6 +866,403 @@ class StorageContract(Contract, kit=True):
         assert await cas.write_if(id, b"fresh", None, expected=None) is True
         await _expect(storage, {id: b"fresh"}, "write_if over an expired value")
 
+    # ---- the owner index ------------------------------------------------------------
+
+    @_check
+    async def test_owner_index_offers_write_if(self, storage: SessionStorage) -> None:
+        """A storage with an owner index (satchel.OwnerIndex) also offers write_if (satchel.CompareAndSet)."""
+        _owner_index(storage)
+        assert isinstance(storage, satchel.CompareAndSet), (
+            "the storage has an owner index (satchel.OwnerIndex) but no write_if: a storage that "
+            "offers OwnerIndex also offers satchel.CompareAndSet (write_owned is write_if plus the link)"
+        )
+
+    @_check
+    async def test_write_owned_lists_the_session(self, storage: SessionStorage, kit_timing: Timing) -> None:
+        """write_owned stores and links a session: list_owned gives its id, data and wall-clock expiry."""
+        index, owner = _owner_index(storage), _new_owner(self)
+        sessions = [
+            (_new_id(self), bytes(range(256)), None),
+            (_new_id(self), b"", 3600.0),
+            (_new_id(self), os.urandom(1000), 120.0),
+        ]
+        calls: dict[str, tuple[float, float]] = {}
+        for id, data, ttl in sessions:
+            sent = _wall()
+            ok = await index.write_owned(id, data, ttl, owner=owner, expected=None)
+            calls[id] = (sent, _wall())
+            assert ok is True, f"write_owned({id!r}, expected=None) of a new id returned {ok!r}, not True"
+        await _expect(
+            storage, {id: data for id, data, _ in sessions}, "read of sessions written by write_owned"
+        )
+        found = await _expect_owned(index, owner, {id: data for id, data, _ in sessions}, "after write_owned")
+        for id, _, ttl in sessions:
+            _require_expires(found[id], ttl, *calls[id], kit_timing, "after write_owned")
+        first, old, _ = sessions[0]
+        assert await index.write_owned(first, b"replaced", None, owner=owner, expected=old) is True, (
+            "write_owned over the session's own value (expected=its value) returned False"
+        )
+        await _expect_owned(
+            index,
+            owner,
+            {first: b"replaced", **{id: data for id, data, _ in sessions[1:]}},
+            "after write_owned replaced one of the owner's sessions",
+        )
+        await _invalidate_owned(index, owner, len(sessions), "the owner's three sessions")
+
+    @_check
+    async def test_write_owned_expected(self, storage: SessionStorage) -> None:
+        """write_owned writes only over the expected value (None: if absent); a refused one links nothing."""
+        index, owner, other = _owner_index(storage), _new_owner(self), _new_owner(self)
+        owned, plain, empty, gone = (_new_id(self) for _ in range(4))
+        assert await index.write_owned(owned, b"v1", None, owner=owner, expected=None) is True
+        await storage.write(plain, b"plain", None)
+        await storage.write(empty, b"", None)
+        await index.write_owned(gone, b"ended", None, owner=owner, expected=None)
+        await storage.invalidate(gone)
+        refused = [
+            (owned, b"taken", None, "over a session another owner holds, expected=None"),
+            (owned, b"taken", b"not v1", "over a session another owner holds, expected a wrong value"),
+            (plain, b"taken", None, "over a plain session, expected=None"),
+            (plain, b"taken", b"not plain", "over a plain session, expected a wrong value"),
+            (empty, b"taken", None, "over an empty value, expected=None (an empty value is not absent)"),
+            (gone, b"taken", b"ended", "after invalidate, expected the old value (deletion wins)"),
+        ]
+        for id, data, expected, how in refused:
+            ok = await index.write_owned(id, data, None, owner=other, expected=expected)
+            assert ok is False, f"write_owned {how} returned {ok!r}, not False"
+        await _expect(
+            storage,
+            {owned: b"v1", plain: b"plain", empty: b"", gone: None},
+            "after refused write_owned calls",
+        )
+        await _expect_owned(index, other, {}, "an owner whose every write_owned was refused")
+        await _expect_owned(index, owner, {owned: b"v1"}, "the owner of a session others failed to take")
+        await _invalidate_owned(index, other, 0, "an owner whose every write_owned was refused")
+        assert await index.write_owned(owned, b"v2", None, owner=owner, expected=b"v1") is True, (
+            "write_owned with the current value as expected returned False"
+        )
+        assert await index.write_owned(owned, b"v3", None, owner=owner, expected=b"v1") is False, (
+            "write_owned succeeded against a value that had already been replaced"
+        )
+        assert await index.write_owned(plain, b"now owned", None, owner=other, expected=b"plain") is True, (
+            "write_owned over a plain session, with its value as expected, returned False"
+        )
+        await _expect(
+            storage, {owned: b"v2", plain: b"now owned"}, "after write_owned with the right expected"
+        )
+        await _expect_owned(index, owner, {owned: b"v2"}, "after write_owned over the owner's own session")
+        await _expect_owned(index, other, {plain: b"now owned"}, "after write_owned over a plain session")
+        await _invalidate_owned(index, owner, 1, "the owner of one session")
+        await _invalidate_owned(index, other, 1, "the owner of one session")
+
+    @_check
+    async def test_owned_sessions_expire(self, storage: SessionStorage, kit_timing: Timing) -> None:
+        """Past its ttl an owned session is neither listed nor counted, and write_owned sees it as absent."""
+        index = _owner_index(storage)
+
+        async def attempt(ttl: float) -> bool:
+            owner, brief, lasting = _new_owner(self), _new_id(self), _new_id(self)
+            sent = _now()
+            await index.write_owned(brief, b"brief", ttl, owner=owner, expected=None)
+            written = _now()
+            await index.write_owned(lasting, b"lasting", None, owner=owner, expected=None)
+            found = await _owned(index, owner)
+            if not _in_time(sent, ttl, kit_timing):
+                await index.invalidate_owned(owner)
+                return False
+            require_equal(
+                {id: entry.data for id, entry in found.items()},
+                {brief: b"brief", lasting: b"lasting"},
+                f"before its ttl={ttl}s, list_owned gives {sorted(found)}; expected {[brief, lasting]}",
+            )
+            await _sleep_until(written + ttl + kit_timing.tolerance)
+            await _expect_owned(index, owner, {lasting: b"lasting"}, f"past a session's ttl={ttl}s")
+            await _expect(storage, {brief: None, lasting: b"lasting"}, f"past a session's ttl={ttl}s")
+            counted = await index.invalidate_owned(owner, keep=[lasting])
+            require_equal(
+                counted,
+                0,
+                f"past a session's ttl={ttl}s, invalidate_owned (keeping the other session) returned "
+                f"{counted!r}: it counted the expired session",
+            )
+            assert await index.write_owned(brief, b"again", None, owner=owner, expected=b"brief") is False, (
+                "write_owned matched a value whose ttl had passed"
+            )
+            assert await index.write_owned(brief, b"again", None, owner=owner, expected=None) is True, (
+                "write_owned(expected=None) over an expired session returned False"
+            )
+            await _expect_owned(
+                index, owner, {brief: b"again", lasting: b"lasting"}, "write_owned over an expired session"
+            )
+            await _invalidate_owned(index, owner, 2, "the owner of two sessions")
+            return True
+
+        await _timed(kit_timing, attempt)
+
+    @_check
+    async def test_touch_owned_extends_the_listing(self, storage: SessionStorage, kit_timing: Timing) -> None:
+        """touch_owned moves the session's and the listing's expiry to ttl from now; that ttl still ends."""
+        index = _owner_index(storage)
+
+        async def attempt(ttl: float) -> bool:
+            owner, id = _new_owner(self), _new_id(self)
+            sent = _now()
+            await index.write_owned(id, b"rolling", ttl, owner=owner, expected=None)
+            written, wall = _now(), _wall()  # the touch is sent now
+            await index.touch_owned(id, 3 * ttl, owner=owner)
+            touched, touched_wall = _now(), _wall()
+            if not _in_time(sent, ttl, kit_timing):
+                await index.invalidate_owned(owner)
+                return False
+            await _sleep_until(written + ttl + kit_timing.tolerance)
+            found = await _owned(index, owner)
+            got = await storage.read(id)
+            if not _in_time(written, 3 * ttl, kit_timing):
+                await index.invalidate_owned(owner)
+                return False
+            what = f"past the first ttl={ttl}s of a session touched with ttl={3 * ttl}s"
+            require_equal(got, b"rolling", f"{what}, read gives {label(got)}")
+            require_equal(sorted(found), [id], f"{what}, list_owned gives {sorted(found)}")
+            _require_expires(found[id], 3 * ttl, wall, touched_wall, kit_timing, what)
+            await _sleep_until(touched + 3 * ttl + kit_timing.tolerance)
+            await _expect_owned(index, owner, {}, f"past the touched ttl={3 * ttl}s")
+            await _expect(storage, {id: None}, f"past the touched ttl={3 * ttl}s")
+            await _invalidate_owned(index, owner, 0, f"past the touched ttl={3 * ttl}s")
+            return True
+
+        await _timed(kit_timing, attempt)
+
+    @_check
+    async def test_touch_owned_sets_expiry(self, storage: SessionStorage, kit_timing: Timing) -> None:
+        """touch_owned(id, None) drops the expiry, (id, ttl) sets one; absent or expired ids stay gone."""
+        index, owner = _owner_index(storage), _new_owner(self)
+        id, absent, expired = _new_id(self), _new_id(self), _new_id(self)
+        await index.write_owned(expired, b"expires", kit_timing.ttl, owner=owner, expected=None)
+        written = _now()
+        await index.write_owned(id, b"session", 600.0, owner=owner, expected=None)
+        await index.touch_owned(id, None, owner=owner)
+        await _sleep_until(written + kit_timing.ttl + kit_timing.tolerance)
+        found = await _expect_owned(index, owner, {id: b"session"}, "after touch_owned(id, None)")
+        _require_expires(found[id], None, 0.0, 0.0, kit_timing, "after touch_owned(id, None)")
+        sent = _wall()
+        await index.touch_owned(id, 1200.0, owner=owner)
+        found = await _expect_owned(index, owner, {id: b"session"}, "after touch_owned(id, 1200.0)")
+        _require_expires(found[id], 1200.0, sent, _wall(), kit_timing, "after touch_owned(id, 1200.0)")
+        await index.touch_owned(absent, 60.0, owner=owner)
+        await index.touch_owned(expired, None, owner=owner)
+        await _expect(storage, {absent: None, expired: None}, "touch_owned of an absent and an expired id")
+        await _expect_owned(index, owner, {id: b"session"}, "touch_owned of an absent and an expired id")
+        await _invalidate_owned(index, owner, 1, "the owner of one session")
+
+    @_check
+    async def test_invalidate_owned_keeps_and_counts(self, storage: SessionStorage) -> None:
+        """invalidate_owned deletes the owner's sessions but those in keep, says how many; a repeat says 0."""
+        index, owner, bystander = _owner_index(storage), _new_owner(self), _new_owner(self)
+        doomed = {_new_id(self): os.urandom(24) for _ in range(6)}
+        kept = {_new_id(self): b"kept %d" % n for n in range(2)}
+        theirs = {_new_id(self): b"bystander's %d" % n for n in range(3)}
+        plain = {_new_id(self): b"nobody's"}
+        for n, (id, data) in enumerate({**doomed, **kept}.items()):
+            await index.write_owned(id, data, None if n % 2 else 600.0, owner=owner, expected=None)
+        for id, data in theirs.items():
+            await index.write_owned(id, data, None, owner=bystander, expected=None)
+        await _write_all(storage, plain.items())
+        absent = _new_id(self)
+        # keep may name ids that are not the owner's, or not there: they are left alone
+        keep = {*kept, next(iter(theirs)), absent}
+        await _invalidate_owned(index, owner, len(doomed), "the first call", keep=keep)
+        await _expect(
+            storage,
+            {**dict.fromkeys(doomed), **kept, **theirs, **plain, absent: None},
+            "after invalidate_owned",
+        )
+        await _expect_owned(index, owner, kept, "after invalidate_owned, the sessions in keep")
+        await _expect_owned(index, bystander, theirs, "another owner's, after invalidate_owned")
+        await _invalidate_owned(index, owner, 0, "a repeat with the same keep", keep=tuple(keep))
+        await _invalidate_owned(index, owner, len(kept), "a call without keep")
+        await _invalidate_owned(index, owner, 0, "a repeat")
+        await _expect(
+            storage, {**dict.fromkeys(kept), **theirs, **plain}, "after invalidate_owned without keep"
+        )
+        await _expect_owned(index, owner, {}, "after invalidate_owned without keep")
+        await _invalidate_owned(index, _new_owner(self), 0, "an owner with no sessions")
+        await _invalidate_owned(index, bystander, len(theirs), "another owner's")
+
+    @_check
+    async def test_invalidate_unlinks_an_owned_session(self, storage: SessionStorage) -> None:
+        """After invalidate(id) an owned session is neither listed nor counted by invalidate_owned."""
+        index, owner = _owner_index(storage), _new_owner(self)
+        ended, alive = _new_id(self), _new_id(self)
+        await index.write_owned(ended, b"signed out", None, owner=owner, expected=None)
+        await index.write_owned(alive, b"signed in", 600.0, owner=owner, expected=None)
+        await storage.invalidate(ended)
+        await _expect_owned(index, owner, {alive: b"signed in"}, "after invalidate of one session")
+        await _invalidate_owned(index, owner, 1, "after invalidate of one of two sessions")
+        await _expect(storage, {ended: None, alive: None}, "after invalidate and invalidate_owned")
+
+    @_check
+    async def test_owners_never_see_each_other(self, storage: SessionStorage) -> None:
+        """Owners that are prefixes of each other or differ only in case never see each other's sessions."""
+        index = _owner_index(storage)
+        base = secrets.token_hex(8)
+        owners = _owners(
+            self,
+            f"ada-{base}",
+            f"Ada-{base}",
+            f"ADA-{base}",
+            f"ada-{base}x",
+            f"ada-{base}:1",
+            f"ada-{base} ",
+            f"ada-{base[:8]}",
+            f"x-ada-{base}",
+            f"\u00e9-{base}",
+            f"\u00c9-{base}",
+        )
+        sessions = {owner: {_new_id(self): f"{owner!r} {n}".encode() for n in range(2)} for owner in owners}
+        for owner, owned in sessions.items():
+            for id, data in owned.items():
+                await index.write_owned(id, data, None, owner=owner, expected=None)
+        for owner, owned in sessions.items():
+            await _expect_owned(index, owner, owned, "owners that look alike")
+        first, *rest = owners
+        await _invalidate_owned(index, first, 2, "one of owners that look alike")
+        await _expect(storage, dict.fromkeys(sessions[first]), "the sessions of the owner invalidated")
+        for owner in rest:
+            await _expect_owned(index, owner, sessions[owner], f"after invalidate_owned({first!r})")
+            await _invalidate_owned(index, owner, 2, "each of owners that look alike")
+
+    @_check
+    async def test_owner_names_with_any_characters(self, storage: SessionStorage) -> None:
+        """Owners with pattern, quote, separator and non-ASCII characters, up to 256 characters, work."""
+        index = _owner_index(storage)
+        t = secrets.token_hex(6)
+        odd = [
+            t, f"{t}x", f"x{t}", f"{t}*", f"*{t}", f"{t}?", f"{t}[x]", f"{{{t}}}", f"{{{t}}}x",
+            f"{t}%", f"%{t}", f"{t}_", f"_{t}", f"{t}:", f"{t}:x", f"${t}", f"{t}.x", f".{t}",
+            f"{t}'", f'{t}"', f"{t}'); --", f"{t}\\", f"{t}/x", f"{t} x", f"{t}\tx", f"{t}\nx",
+            f"{t}\u7528\u6237", f"{t}\U0001f600", f"{t}\u0301",
+            (t + "\u00e9" * 256)[:256], (t + "\u00e9" * 256)[:255], (t + "\U0001f600" * 256)[:256],
+        ]  # fmt: skip
+        owners = _owners(self, *odd)
+        sessions = {owner: _new_id(self) for owner in owners}
+        for owner, id in sessions.items():
+            ok = await index.write_owned(id, owner.encode(), None, owner=owner, expected=None)
+            assert ok is True, f"write_owned of a new id for owner {_short(owner)} returned {ok!r}"
+        for owner, id in sessions.items():
+            await _expect_owned(index, owner, {id: owner.encode()}, "an owner with unusual characters")
+        for owner in owners:
+            await _invalidate_owned(index, owner, 1, "an owner with unusual characters")
+        await _expect(storage, dict.fromkeys(sessions.values()), "after invalidate_owned of every owner")
+
+    @_check
+    async def test_owner_namespaces_are_isolated(
+        self, storage: SessionStorage, other_namespace: SessionStorage | None
+    ) -> None:
+        """One owner in two namespaces: each namespace lists and invalidates only its own sessions."""
+        index = _owner_index(storage)
+        if other_namespace is None:
+            pytest.skip(
+                "no other_namespace fixture: provide one to check that owners are kept apart by namespace"
+            )
+        there = _owner_index(other_namespace)
+        owner, shared, mine, theirs = _new_owner(self), _new_id(self), _new_id(self), _new_id(self)
+        await index.write_owned(shared, b"here", None, owner=owner, expected=None)
+        await index.write_owned(mine, b"mine", None, owner=owner, expected=None)
+        assert await there.write_owned(shared, b"there", None, owner=owner, expected=None) is True, (
+            "write_owned(expected=None) in the other namespace saw this namespace's session"
+        )
+        await there.write_owned(theirs, b"theirs", None, owner=owner, expected=None)
+        await _expect_owned(index, owner, {shared: b"here", mine: b"mine"}, "this namespace")
+        await _expect_owned(there, owner, {shared: b"there", theirs: b"theirs"}, "the other namespace")
+        await _invalidate_owned(index, owner, 2, "this namespace")
+        await _expect(
+            other_namespace, {shared: b"there", theirs: b"theirs"}, "other after invalidate_owned here"
+        )
+        await _expect_owned(
+            there, owner, {shared: b"there", theirs: b"theirs"}, "other after invalidate_owned here"
+        )
+        await _invalidate_owned(there, owner, 2, "the other namespace")
+
+    @_check
+    async def test_invalidate_owned_during_writes(self, storage: SessionStorage) -> None:
+        """invalidate_owned amid write_owned calls: older sessions go; each is listed and read, or neither."""
+        index, owner = _owner_index(storage), _new_owner(self)
+        before = {_new_id(self): b"before %d" % n for n in range(16)}
+        for id, data in before.items():
+            await index.write_owned(id, data, None, owner=owner, expected=None)
+        written: dict[str, bytes] = {}
+        returned_before: set[str] = set()  # write_owned returned before invalidate_owned was sent
+        sent_after: set[str] = set()  # write_owned sent after invalidate_owned returned
+        started, finished, go = anyio.Event(), anyio.Event(), anyio.Event()
+        counted: list[int] = []
+        refused: list[object] = []
+
+        async def writer(n: int) -> None:
+            for k in range(16):
+                id, data = _new_id(self), b"writer %d, session %d" % (n, k)
+                after = finished.is_set()
+                ok = await index.write_owned(id, data, None, owner=owner, expected=None)
+                if ok is not True:
+                    refused.append(ok)
+                written[id] = data
+                if not started.is_set():
+                    returned_before.add(id)
+                if after:
+                    sent_after.add(id)
+                if k == 3:
+                    go.set()
+                await anyio.lowlevel.checkpoint()
+
+        async def invalidator() -> None:
+            await go.wait()
+            started.set()
+            counted.append(await index.invalidate_owned(owner))
+            finished.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(invalidator)
+            for n in range(4):
+                tg.start_soon(writer, n)
+        assert not refused, f"write_owned(expected=None) of new ids returned {refused[0]!r}, not True"
+        found = await _owned(index, owner)
+        surely_gone = {**before, **{id: written[id] for id in returned_before}}
+        await _expect(storage, dict.fromkeys(surely_gone), "sessions written before invalidate_owned started")
+        listed = sorted(id for id in surely_gone if id in found)
+        assert not listed, (
+            f"invalidate_owned returned, yet list_owned still lists {len(listed)} sessions written before it"
+        )
+        await _expect(
+            storage,
+            {id: written[id] for id in sent_after},
+            "sessions written after invalidate_owned returned",
+        )
+        wrong = []
+        survivors = 0
+        for id, data in written.items():
+            got = await storage.read(id)
+            entry = found.get(id)
+            if got is None and entry is None:
+                continue
+            survivors += 1
+            if got != data or entry is None or entry.data != data:
+                shown = "not listed" if entry is None else f"listed with {label(entry.data)}"
+                wrong.append(f"  {id!r}: read gives {label(got)}, {shown}; written {label(data)}")
+        if wrong:
+            shown = "\n".join(wrong[:8]) + ("\n  ..." if len(wrong) > 8 else "")
+            pytest.fail(
+                f"after invalidate_owned amid writes, {len(wrong)} sessions are not both listed and "
+                f"readable (nor neither)\n{shown}",
+                pytrace=False,
+            )
+        gone = len(before) + len(written) - survivors
+        require_equal(
+            counted,
+            [gone],
+            f"invalidate_owned amid writes returned {counted}; {gone} sessions of the owner are gone",
+        )
+        await _invalidate_owned(index, owner, survivors, "after the writers")
+
     # ---- the event loops and the model ----------------------------------------------
 
     @pytest.fixture
@@ -744,7 +1283,7 @@ class StorageContract(Contract, kit=True):
     async def test_runs_on_declared_event_loop(
         self, anyio_backend: str, kit_event_loop_gate: None, storage: SessionStorage
     ) -> None:
-        """On each event loop the storage declares: write, read, touch, invalidate, concurrently."""
+        """On each event loop the storage declares: write, read, touch, invalidate, owners, concurrently."""
         _skip_undeclared_loop(anyio_backend, satchel.capabilities_of(storage))
         items = [(_new_id(self), os.urandom(32)) for _ in range(16)]
         async with anyio.create_task_group() as tg:
@@ -761,6 +1300,12 @@ class StorageContract(Contract, kit=True):
         )
         if isinstance(storage, satchel.CompareAndSet):
             assert await storage.write_if(items[0][0], b"x", None, expected=None) is True
+        if isinstance(storage, satchel.OwnerIndex):
+            owner, owned = _new_owner(self), _new_id(self)
+            assert await storage.write_owned(owned, b"owned", 60.0, owner=owner, expected=None) is True
+            await storage.touch_owned(owned, None, owner=owner)
+            await _expect_owned(storage, owner, {owned: b"owned"}, f"the owner index on {anyio_backend}")
+            await _invalidate_owned(storage, owner, 1, f"the owner index on {anyio_backend}")
 
     @_check
     async def test_state_machine(self, storage: SessionStorage, kit_timing: Timing) -> None:

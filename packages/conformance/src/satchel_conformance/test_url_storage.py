@@ -2,7 +2,8 @@
 
 Each check gets a fresh namespace on that storage (``open_storage(url, namespace=...)``);
 ``reopen`` opens the same URL and namespace again, ``other_namespace`` a second one.
-Afterwards the IDs a check wrote are invalidated, so a persistent backend keeps nothing.
+Afterwards the IDs a check wrote are invalidated, and the owners it linked sessions to (on a
+storage with an owner index) have their sessions invalidated, so a persistent backend keeps nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import satchel
 from satchel import SessionStorage
 
 from satchel_conformance import Reopen, StorageContract
-from satchel_conformance._storage import written_ids
+from satchel_conformance._storage import written_ids, written_owners
 
 
 def _namespace() -> str:
@@ -25,7 +26,7 @@ def _namespace() -> str:
 
 @contextlib.asynccontextmanager
 async def _opened(url: str, namespace: str, kit: StorageContract) -> AsyncIterator[SessionStorage]:
-    """The storage at ``url`` in ``namespace``; closed afterwards, and the check's IDs removed."""
+    """The storage at ``url`` in ``namespace``; closed afterwards, the check's owners and IDs removed."""
     storage = satchel.open_storage(url, namespace=namespace)
     try:
         yield storage
@@ -33,6 +34,9 @@ async def _opened(url: str, namespace: str, kit: StorageContract) -> AsyncIterat
         await storage.aclose()
         cleaner = satchel.open_storage(url, namespace=namespace)
         try:
+            if isinstance(cleaner, satchel.OwnerIndex):
+                for owner in written_owners(kit):
+                    await cleaner.invalidate_owned(owner)
             for id in written_ids(kit):
                 await cleaner.invalidate(id)
         finally:
