@@ -8,7 +8,6 @@ be shown in a page or a log: it ends a session (with its owner's name) but never
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -85,11 +84,12 @@ def check_attributes(attributes: object, where: str) -> dict[str, str]:
     return dict(attributes)
 
 
-async def list_owned(m: Mapping[Any], owner: str, current: str | None = None) -> list[SessionInfo]:
+async def list_owned(
+    m: Mapping[Any], owner: str, now: float, current: str | None = None
+) -> list[SessionInfo]:
     owners = m.require_owners()
     with storage_errors(m, "list_owned"):
         entries = await owners.list_owned(check_owner(owner, "list_owned"))
-    now = time.time()
     found = []
     for entry in entries:
         record = unpack_record(entry.data)

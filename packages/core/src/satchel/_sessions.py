@@ -96,7 +96,7 @@ class Sessions:
             >>> for info in await sessions.list_owned(Login, "ada"):
             ...     print(info.handle, info.attributes.get("device"), info.expires)
         """
-        return await list_owned(self.mapping(key), owner)
+        return await list_owned(self.mapping(key), owner, self.clock())
 
     async def revoke_owner(self, key: Key, owner: str, *, keep: str | None = None) -> int:
         """End every session of ``owner`` but the one whose handle is ``keep``; how many.
@@ -319,7 +319,7 @@ class RequestSessions:
         """Every live session of this session's owner, this one marked ``current``;
         empty when the request has no session. Newest use first."""
         m, owner, current = await self._owner(key)
-        return [] if owner is None else await list_owned(m, owner, current)
+        return [] if owner is None else await list_owned(m, owner, self._sessions.clock(), current)
 
     async def revoke_owner(self, key: Key, *, keep_current: bool = True) -> int:
         """End every session of this session's owner ("sign out other devices"); how many.
