@@ -1,12 +1,15 @@
-"""The ``satchel`` command: ``plugins``, ``keygen``, ``purge URL``, ``conformance URL``."""
+"""The ``satchel`` command: ``plugins``, ``keygen``, ``purge URL``, ``sessions URL``,
+``revoke URL``, ``conformance URL``."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import inspect
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 
@@ -61,6 +64,84 @@ def _purge(args: argparse.Namespace) -> int:
     return anyio.run(run)
 
 
+def _owner_index(storage: object) -> Any:
+    from ._exceptions import ConfigError
+    from ._types import OwnerIndex
+
+    if not isinstance(storage, OwnerIndex):
+        raise ConfigError(
+            f"{type(storage).__name__} keeps no owner index, so it cannot list or revoke by owner; "
+            "the built-in memory, sqlite, redis and mongodb storages do"
+        )
+    return storage
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    from ._codec import unpack_record
+
+    async def run() -> int:
+        storage = open_storage(args.url)
+        try:
+            entries = await _owner_index(storage).list_owned(args.owner)
+        finally:
+            await storage.aclose()
+        shown = 0
+        for entry in sorted(entries, key=lambda e: e.id):
+            record = unpack_record(entry.data)
+            if record is None or record.is_tombstone or record.owner != args.owner:
+                continue
+            shown += 1
+            print(
+                f"{entry.id}  {record.name}  created {_when(record.created)}  expires {_when(entry.expires)}"
+            )
+            for name, value in sorted(record.attributes.items()):
+                print(f"    {name}: {value}")
+        print(f"{shown} live session(s) of {args.owner!r}")
+        return 0
+
+    return anyio.run(run)
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from ._mapping import cookie
+    from ._owners import revoke_session
+
+    async def run() -> int:
+        storage = open_storage(args.url)
+        try:
+            index = _owner_index(storage)
+            if args.handle is None:
+                ended = await index.invalidate_owned(args.owner)
+            else:
+                raw = await storage.read(args.handle) if _is_handle(args.handle) else None
+                from ._codec import unpack_record
+
+                record = unpack_record(raw) if raw is not None else None
+                ended = 0
+                if record is not None and not record.is_tombstone:
+                    # the record's own mapping name, so the end is the request path's own
+                    m = cookie(dict, record.name, storage=storage, owner=lambda value: args.owner)
+                    ended = int(await revoke_session(m, args.owner, args.handle))
+        finally:
+            await storage.aclose()
+        print(f"ended {ended} session(s) of {args.owner!r}")
+        return 0
+
+    return anyio.run(run)
+
+
+def _is_handle(handle: str) -> bool:
+    from ._mapping import Mapping
+
+    return Mapping.is_handle(handle)
+
+
 def _conformance(args: argparse.Namespace) -> int:
     try:
         from satchel_conformance._cli import run
@@ -83,6 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     purge = commands.add_parser("purge", help="delete expired sessions from a storage")
     purge.add_argument("url", help="storage URL, e.g. sqlite:///sessions.db")
     purge.set_defaults(run=_purge)
+    listing = commands.add_parser("sessions", help="list the live sessions of one owner")
+    listing.add_argument("url", help="storage URL, e.g. redis://127.0.0.1:6379/0")
+    listing.add_argument("--owner", required=True, help="what the mapping's owner= gives, e.g. a user name")
+    listing.set_defaults(run=_sessions)
+    revoke = commands.add_parser("revoke", help="end every session of one owner, or one by its handle")
+    revoke.add_argument("url", help="storage URL, e.g. redis://127.0.0.1:6379/0")
+    revoke.add_argument("--owner", required=True, help="what the mapping's owner= gives, e.g. a user name")
+    revoke.add_argument("--handle", help="end only this session (a handle that `satchel sessions` lists)")
+    revoke.set_defaults(run=_revoke)
     kit = commands.add_parser("conformance", help="run the conformance kit against a storage URL")
     kit.add_argument("url", help="storage URL, e.g. memory:// or redis://127.0.0.1:6379/0")
     kit.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
