@@ -8,6 +8,32 @@ script for ``write_if``. The retry policy is applied here rather than inside the
 client, so a compare-and-set that is sent again after a lost reply is recognised
 (see ``_WRITE_IF``), and the whole operation, retries included, is bounded by
 ``timeout``.
+
+The owner index (`satchel.OwnerIndex`) keeps, per owner, a sorted set
+``satchel:[<namespace>:]{<sha256 hex of owner>}:owned`` whose members are session IDs,
+each scored by when its session expires (milliseconds on the server's clock, ``inf`` for
+never). Every script that writes, lists or ends an owner's sessions first drops the
+members whose score has passed, and gives the set the expiry of its longest-lived
+member, so the set ends when its last session would have. The owner is hashed because it
+may hold any character, braces included, and the key's hash tag must be ours. The key
+ends in ``:owned``, never in ``}`` as a session key does, so no ID in any namespace
+names it.
+
+Standalone and Sentinel: each owner operation is one Lua script, atomic with the session
+write it belongs to. ``list_owned`` and ``invalidate_owned`` read the members' session
+keys from inside the script (keys not passed in KEYS, which only a cluster forbids), and
+drop the members whose session is gone (``invalidate`` of one ID leaves its member).
+
+Cluster: the session and the owner's set live in different slots, so no script spans
+both and the guarantees come from ordering instead. ``write_owned`` links first (in the
+owner's slot), then runs the session's compare-and-set: a session never exists without
+its link. A failed compare-and-set removes a link it had just added. A link's score is
+its session's expiry plus the operation's deadline and a second for clock skew between
+nodes, since it is written before the session. ``list_owned`` and ``invalidate_owned``
+read the set, then the members' sessions (one pipeline, per node), so they are several
+round trips and not atomic with writes that run meanwhile; a member whose session is gone
+is skipped, and stays in the set until its score passes, since removing it could race a
+write that has linked but not yet written.
 """
 
 from __future__ import annotations
@@ -18,12 +44,13 @@ import hashlib
 import inspect
 import math
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import parse_qs
 
 import anyio
-from satchel import ConfigError, StorageCapabilities, StorageError
+from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError
 
 from ._urls import OWN_OPTIONS, Options, parse_hosts, split_options
 
@@ -70,6 +97,189 @@ end
 return 1
 """
 
+# Shared by the owner-index scripts. Times are whole milliseconds on the server's clock,
+# formatted by hand: Lua prints a number with 14 significant digits, and a score may be
+# read back in exponent form. A member's score is never earlier than its session's
+# expiry (the scripts take TIME after setting the expiry), so a member whose score has
+# passed has no session, and "score < now" is exactly the members to drop.
+_OWNER_LIB = """
+local function ms(n) return string.format('%.0f', n) end
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function prune(owners, now)
+  redis.call('ZREMRANGEBYSCORE', owners, '-inf', '(' .. ms(now))
+end
+-- the set expires when its longest-lived member does; an empty set is already gone
+local function settle(owners)
+  local last = redis.call('ZRANGE', owners, -1, -1, 'WITHSCORES')
+  if last[2] == nil then return end
+  local top = tonumber(last[2])
+  if top == nil or top == math.huge then
+    redis.call('PERSIST', owners)
+  else
+    redis.call('PEXPIREAT', owners, ms(top))
+  end
+end
+local function link(owners, member, px, slack, only_existing)
+  local now = clock()
+  prune(owners, now)
+  local added = 0
+  if px == '0' then
+    redis.call('ZREM', owners, member)
+  else
+    local score = 'inf'
+    if px ~= '' then score = ms(now + tonumber(px) + tonumber(slack)) end
+    if only_existing then
+      redis.call('ZADD', owners, 'XX', score, member)
+    else
+      added = redis.call('ZADD', owners, score, member)
+    end
+  end
+  settle(owners)
+  return added
+end
+"""
+
+# KEYS[1] session key, KEYS[2] the owner's set. ARGV [1] to [5] as _WRITE_IF's, [6] the
+# session ID (the set's member). Returns as _WRITE_IF does. The compare-and-set is
+# _WRITE_IF's (kept apart so the hot path's script stays as short as it is); when it
+# writes, the member is added (or, for an expiry already run out, removed) in the same
+# script. A resent call that finds its own value in place links again: the first attempt
+# linked, and adding a member that is there only moves its score, a little later.
+_WRITE_OWNED = (
+    _OWNER_LIB
+    + """
+local current = redis.call('GET', KEYS[1])
+local matches
+if ARGV[1] == '1' then matches = (current == ARGV[2]) else matches = (current == false) end
+if not matches then
+  if not (ARGV[5] == '1' and current == ARGV[3]) then return 0 end
+else
+  if ARGV[5] == '1' and ARGV[1] ~= '1' and ARGV[4] ~= '0' then return -1 end
+  if ARGV[4] == '' then
+    redis.call('SET', KEYS[1], ARGV[3])
+  elseif ARGV[4] == '0' then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  end
+end
+link(KEYS[2], ARGV[6], ARGV[4], '0', false)
+return 1
+"""
+)
+
+# KEYS[1] session key, KEYS[2] the owner's set. ARGV[1] expiry in ms ("" none, "0"
+# already expired), ARGV[2] the session ID. An absent session stays absent and its member
+# (if any) is left to its score. A present one gets its new expiry, and its member, if it
+# has one, the same; a touch never links a session that was not linked.
+_TOUCH_OWNED = (
+    _OWNER_LIB
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then
+  redis.call('PERSIST', KEYS[1])
+elseif ARGV[1] == '0' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+link(KEYS[2], ARGV[2], ARGV[1], '0', true)
+return 1
+"""
+)
+
+# KEYS[1] the owner's set. ARGV[1] the namespace's key prefix. Returns, flat, the ID,
+# the bytes and the PTTL of each live session. A member whose session is gone (ended by
+# invalidate, which does not know its owner) is dropped here: inside one script nothing
+# can write the session between the check and the removal.
+_LIST_OWNED = (
+    _OWNER_LIB
+    + """
+prune(KEYS[1], clock())
+local found = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. '{' .. member .. '}'
+  local value = redis.call('GET', key)
+  if value then
+    found[#found + 1] = member
+    found[#found + 1] = value
+    found[#found + 1] = redis.call('PTTL', key)
+  else
+    redis.call('ZREM', KEYS[1], member)
+  end
+end
+settle(KEYS[1])
+return found
+"""
+)
+
+# KEYS[1] the owner's set. ARGV[1] the namespace's key prefix, ARGV[2...] the IDs to
+# keep. Deletes every other member's session and the member; returns how many sessions
+# existed to delete. Kept members whose session is gone are dropped too.
+_INVALIDATE_OWNED = (
+    _OWNER_LIB
+    + """
+prune(KEYS[1], clock())
+local keep = {}
+for i = 2, #ARGV do keep[ARGV[i]] = true end
+local gone = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. '{' .. member .. '}'
+  if not keep[member] then
+    gone = gone + redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], member)
+  elseif redis.call('EXISTS', key) == 0 then
+    redis.call('ZREM', KEYS[1], member)
+  end
+end
+settle(KEYS[1])
+return gone
+"""
+)
+
+# Cluster, in the owner's slot. KEYS[1] the owner's set. ARGV[1] expiry in ms ("" none),
+# ARGV[2] the session ID, ARGV[3] ms added to the score (the link is written before the
+# session, perhaps on another node's clock), ARGV[4] "1" to only move an existing member.
+# Returns 1 when the member is new.
+_LINK = (
+    _OWNER_LIB
+    + """
+return link(KEYS[1], ARGV[2], ARGV[1], ARGV[3], ARGV[4] == '1')
+"""
+)
+
+# Cluster, in the owner's slot. KEYS[1] the owner's set. Drops the members whose score
+# has passed; returns the rest.
+_MEMBERS = (
+    _OWNER_LIB
+    + """
+prune(KEYS[1], clock())
+settle(KEYS[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+)
+
+# Cluster, in the session's slot. KEYS[1] session key. ARGV[1] expiry in ms ("" none,
+# "0" already expired). Returns 1 when the session existed (PERSIST alone cannot say).
+_TOUCH_SESSION = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then
+  redis.call('PERSIST', KEYS[1])
+elseif ARGV[1] == '0' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+# How far apart the clocks of two cluster nodes may be, in ms: a link written on the
+# owner's node must outlive the session written on another.
+_CLOCK_SKEW_MS = 1000
+
 
 if sys.version_info >= (3, 11):
     _deadline = asyncio.timeout
@@ -94,6 +304,37 @@ def _fingerprint(id: str) -> str:
     """
     digest = hashlib.sha256(id.encode("utf-8", "surrogatepass")).hexdigest()
     return f"session sha256:{digest[:8]}"
+
+
+def _owner_digest(owner: str) -> str:
+    """The SHA-256 hex of ``owner``: any string names a key, whatever characters it holds."""
+    return hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _owner_fingerprint(owner: str) -> str:
+    """``owner sha256:1a2b3c4d``: an owner is often an email address or a user name, which
+    has no place in a log line."""
+    return f"owner sha256:{_owner_digest(owner)[:8]}"
+
+
+def _expiry_arg(ttl: float | None) -> str:
+    """A script's expiry argument: ms, ``""`` for none, ``"0"`` when already run out."""
+    return "" if ttl is None else str(_millis(ttl))
+
+
+def _entry(id: str, data: bytes, pttl: int, now: float) -> OwnedEntry:
+    """An `OwnedEntry` from a member, its session's bytes and PTTL (-1: no expiry), as
+    of ``now`` on this machine's wall clock."""
+    expires = None if pttl < 0 else now + pttl / 1000
+    return OwnedEntry(id, bytes(data), expires)
+
+
+def _lost_insert(id: str) -> StorageError:
+    return StorageError(
+        f"Redis lost the reply to the insert of {_fingerprint(id)}, and whether it was "
+        "stored is unknown: sending it again could bring back a session deleted "
+        "since; start the session again"
+    )
 
 
 def _key_prefix(namespace: str | None) -> str:
@@ -206,6 +447,10 @@ class _RedisBase:
         ) or (RedisConnectionError, RedisTimeoutError)
         self._dropped = RedisConnectionError
         self._script: AsyncScript = client.register_script(_WRITE_IF)
+        self._write_owned_script: AsyncScript = client.register_script(_WRITE_OWNED)
+        self._touch_owned_script: AsyncScript = client.register_script(_TOUCH_OWNED)
+        self._list_owned_script: AsyncScript = client.register_script(_LIST_OWNED)
+        self._invalidate_owned_script: AsyncScript = client.register_script(_INVALIDATE_OWNED)
         self.namespace = namespace
 
     @property
@@ -217,11 +462,22 @@ class _RedisBase:
         """The Redis key that holds session ``id``."""
         return f"{self._prefix}{{{id}}}"
 
-    async def _run(self, what: str, id: str, op: Callable[[bool], Awaitable[T]]) -> T:
+    def owner_key(self, owner: str) -> str:
+        """The Redis key of ``owner``'s set of session IDs (a sorted set scored by expiry)."""
+        return f"{self._prefix}{{{_owner_digest(owner)}}}:owned"
+
+    async def _run(
+        self,
+        what: str,
+        id: str,
+        op: Callable[[bool], Awaitable[T]],
+        label: Callable[[str], str] = _fingerprint,
+    ) -> T:
         """``op(retrying)`` under the storage's deadline, retried by its policy.
 
         ``op`` may return the client's own awaitable: every coroutine layer between the
-        event loop and the socket is paid again each time the command waits.
+        event loop and the socket is paid again each time the command waits. ``label``
+        names ``id`` in messages (a fingerprint, never ``id`` itself).
         """
         if self._closed:
             raise StorageError(f"{self!r} is closed; open a new storage")
@@ -248,7 +504,7 @@ class _RedisBase:
                     return await self._retry.call_with_retry(again, _ignore)
         except TimeoutError as exc:
             raise StorageError(
-                f"Redis did not answer {what} of {_fingerprint(id)} within {self._timeout}s "
+                f"Redis did not answer {what} of {label(id)} within {self._timeout}s "
                 f"({attempts} attempt(s)); check that the server is up and reachable, "
                 "or raise timeout="
             ) from exc
@@ -256,7 +512,7 @@ class _RedisBase:
             raise StorageError(
                 # redis-py's and the server's messages name hosts, slots and commands, not
                 # keys (no command here is keyless, and the script's errors quote no key)
-                f"Redis failed {what} of {_fingerprint(id)} after {attempts} attempt(s): {exc}"
+                f"Redis failed {what} of {label(id)} after {attempts} attempt(s): {exc}"
             ) from exc
 
     def _raise_reset(self, exc: AttributeError) -> NoReturn:
@@ -304,11 +560,7 @@ class _RedisBase:
 
         outcome = int(await self._run("write_if", id, compare_and_set))
         if outcome < 0:
-            raise StorageError(
-                f"Redis lost the reply to the insert of {_fingerprint(id)}, and whether it was "
-                "stored is unknown: sending it again could bring back a session deleted "
-                "since; start the session again"
-            )
+            raise _lost_insert(id)
         return outcome == 1
 
     async def invalidate(self, id: str) -> None:
@@ -329,6 +581,81 @@ class _RedisBase:
             return self._client.pexpire(key, _millis(ttl))  # type: ignore[no-any-return]
 
         await self._run("touch", id, extend)
+
+    # -- OwnerIndex: one script each on standalone and Sentinel; Cluster overrides ----
+
+    async def write_owned(
+        self, id: str, data: bytes, ttl: float | None, *, owner: str, expected: bytes | None
+    ) -> bool:
+        """`write_if`, linking ``id`` to ``owner`` in the same atomic step.
+
+        One Lua script: the compare-and-set of the session, then the member's score in
+        the owner's set (its expiry), the set's pruning and its expiry. Safe to send again
+        after a lost reply, as `write_if` is. When it returns ``False`` nothing changed.
+        """
+        key, owners, value = self.key(id), self.owner_key(owner), bytes(data)
+        has_expected = "0" if expected is None else "1"
+        old = b"" if expected is None else bytes(expected)
+        px = _expiry_arg(ttl)
+
+        def compare_and_set(retrying: bool) -> Awaitable[Any]:
+            args: list[bytes | str] = [has_expected, old, value, px, "1" if retrying else "0", id]
+            return self._write_owned_script(keys=[key, owners], args=args)
+
+        outcome = int(await self._run("write_owned", id, compare_and_set))
+        if outcome < 0:
+            raise _lost_insert(id)
+        return outcome == 1
+
+    async def touch_owned(self, id: str, ttl: float | None, *, owner: str) -> None:
+        """`touch`, moving the member's score in ``owner``'s set with the session's expiry.
+
+        One Lua script. An absent session stays absent; a session not linked to
+        ``owner`` is touched and stays unlinked.
+        """
+        key, owners, px = self.key(id), self.owner_key(owner), _expiry_arg(ttl)
+
+        await self._run(
+            "touch_owned",
+            id,
+            lambda retrying: self._touch_owned_script(keys=[key, owners], args=[px, id]),
+        )
+
+    async def list_owned(self, owner: str) -> list[OwnedEntry]:
+        """The live sessions linked to ``owner``, with their bytes and expiry.
+
+        One Lua script, which also drops the members whose session has ended.
+        """
+        owners = self.owner_key(owner)
+        found = await self._run(
+            "list_owned",
+            owner,
+            lambda retrying: self._list_owned_script(keys=[owners], args=[self._prefix]),
+            label=_owner_fingerprint,
+        )
+        now = time.time()
+        return [
+            _entry(bytes(found[i]).decode(), found[i + 1], int(found[i + 2]), now)
+            for i in range(0, len(found), 3)
+            if int(found[i + 2]) != -2
+        ]
+
+    async def invalidate_owned(self, owner: str, *, keep: Collection[str] = ()) -> int:
+        """Delete every session linked to ``owner`` but those in ``keep``; how many existed.
+
+        One Lua script: it reads the owner's set, deletes the sessions and their members.
+        Safe to repeat (then it returns 0). Sent again after a lost reply, it counts only
+        what was left to delete.
+        """
+        owners = self.owner_key(owner)
+        args = [self._prefix, *keep]
+        gone = await self._run(
+            "invalidate_owned",
+            owner,
+            lambda retrying: self._invalidate_owned_script(keys=[owners], args=args),
+            label=_owner_fingerprint,
+        )
+        return int(gone)
 
     async def aclose(self) -> None:
         """Close the connections this storage opened; a client you passed in stays open."""
@@ -480,6 +807,12 @@ class RedisClusterStorage(_RedisBase):
         owns_client: bool = False,
     ) -> None:
         super().__init__(client, namespace=namespace, timeout=timeout, retry=retry, owns_client=owns_client)
+        self._link_script: AsyncScript = client.register_script(_LINK)
+        self._members_script: AsyncScript = client.register_script(_MEMBERS)
+        self._touch_session_script: AsyncScript = client.register_script(_TOUCH_SESSION)
+        # A link is written before its session, within the same deadline, and perhaps on
+        # another node's clock: its score leads the session's expiry by both.
+        self._slack = str(_millis(timeout) + _CLOCK_SKEW_MS)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisClusterStorage:
@@ -505,3 +838,117 @@ class RedisClusterStorage(_RedisBase):
             retry=opts.retry,
             owns_client=True,
         )
+
+    # -- OwnerIndex: the session and the owner's set are in different slots ----------
+
+    async def write_owned(
+        self, id: str, data: bytes, ttl: float | None, *, owner: str, expected: bytes | None
+    ) -> bool:
+        """`write_if`, with ``id`` linked to ``owner`` before the session is written.
+
+        Two round trips: the link (in the owner's slot), then the compare-and-set (in
+        the session's), so the session never exists without its link. When the
+        compare-and-set fails, a link this call added is removed again.
+        """
+        key, owners, value = self.key(id), self.owner_key(owner), bytes(data)
+        has_expected = "0" if expected is None else "1"
+        old = b"" if expected is None else bytes(expected)
+        px = _expiry_arg(ttl)
+        added = False
+        sent = False  # whether the compare-and-set went out: a retry of it says so
+
+        async def link_then_write(retrying: bool) -> int:
+            nonlocal added, sent
+            if px != "0":  # an expiry already run out deletes: nothing to link
+                new = await self._link_script(keys=[owners], args=[px, id, self._slack, "0"])
+                added = added or int(new) == 1
+            resent, sent = sent, True
+            args: list[bytes | str] = [has_expected, old, value, px, "1" if resent else "0"]
+            return int(await self._script(keys=[key], args=args))
+
+        # a StorageError goes up as it is: the session may have been written, so its link stays
+        outcome = await self._run("write_owned", id, link_then_write)
+        if outcome != 1 and added:
+            # best effort: a link left behind is harmless, its session does not exist
+            with contextlib.suppress(StorageError):
+                await self._run("write_owned", id, lambda retrying: self._client.zrem(owners, id))
+        if outcome < 0:
+            raise _lost_insert(id)
+        return outcome == 1
+
+    async def touch_owned(self, id: str, ttl: float | None, *, owner: str) -> None:
+        """`touch`, then, when the session exists, its member's score in ``owner``'s set.
+
+        Two round trips. The link's score leads the session's expiry by more than the
+        moment between them, so the session does not outlive its link in between.
+        """
+        key, owners, px = self.key(id), self.owner_key(owner), _expiry_arg(ttl)
+
+        async def touch_then_link(retrying: bool) -> None:
+            existed = await self._touch_session_script(keys=[key], args=[px])
+            if int(existed) == 1 and px != "0":
+                await self._link_script(keys=[owners], args=[px, id, self._slack, "1"])
+
+        await self._run("touch_owned", id, touch_then_link)
+
+    async def _members(self, what: str, owner: str) -> list[str]:
+        owners = self.owner_key(owner)
+        members = await self._run(
+            what,
+            owner,
+            lambda retrying: self._members_script(keys=[owners], args=[]),
+            label=_owner_fingerprint,
+        )
+        return [bytes(member).decode() for member in members]
+
+    async def _pipeline(self, what: str, owner: str, add: Callable[[Any], None]) -> list[Any]:
+        """One pipeline (one round trip per node, run side by side) of what ``add`` queues."""
+
+        def send(retrying: bool) -> Awaitable[list[Any]]:
+            # built afresh on each attempt: a pipeline is emptied by its execute()
+            pipe = self._client.pipeline(transaction=False)
+            add(pipe)
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        return await self._run(what, owner, send, label=_owner_fingerprint)
+
+    async def list_owned(self, owner: str) -> list[OwnedEntry]:
+        """The live sessions linked to ``owner``, with their bytes and expiry.
+
+        Two steps: the owner's set (pruned of expired members), then GET and PTTL of each
+        member's session, pipelined per node. A member whose session is gone is skipped.
+        """
+        ids = await self._members("list_owned", owner)
+        if not ids:
+            return []
+
+        def queue(pipe: Any) -> None:
+            for id in ids:
+                pipe.get(self.key(id))
+                pipe.pttl(self.key(id))
+
+        replies = await self._pipeline("list_owned", owner, queue)
+        now = time.time()
+        return [
+            _entry(id, data, int(pttl), now)
+            for id, data, pttl in zip(ids, replies[::2], replies[1::2], strict=True)
+            if data is not None and int(pttl) != -2
+        ]
+
+    async def invalidate_owned(self, owner: str, *, keep: Collection[str] = ()) -> int:
+        """Delete every session linked to ``owner`` but those in ``keep``; how many existed.
+
+        Two steps: the owner's set, then one DEL per session, pipelined per node. Members
+        stay in the set until their score passes (removing one could race a write that has
+        linked but not yet written); their sessions are gone, so nothing reports them.
+        """
+        spared = set(keep)
+        doomed = [id for id in await self._members("invalidate_owned", owner) if id not in spared]
+        if not doomed:
+            return 0
+
+        def queue(pipe: Any) -> None:
+            for id in doomed:
+                pipe.delete(self.key(id))
+
+        return sum(int(n) for n in await self._pipeline("invalidate_owned", owner, queue))
