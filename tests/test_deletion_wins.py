@@ -361,11 +361,12 @@ async def test_a_regenerate_racing_a_logout_issues_nothing_live(storage: Any, he
 
 
 async def test_a_logout_that_read_before_a_regenerate_ends_the_regenerated_session(storage: Any) -> None:
-    """The logout read the old record; a regenerate then moved it to a new ID. The logout's
-    conditional end sees the move and ends the new session too."""
+    """The logout read the old record; a regenerate then replaced it with a new ID before
+    the logout deleted it. The logout follows the regenerate's link and ends the new
+    session too."""
     shop = Shop(storage)
     sid = await shop.sign_in()
-    stop = shop.gate.stop_before("write_if")  # the logout's conditional end
+    stop = shop.gate.stop_before("invalidate")  # the logout's delete
     moved: list[str | None] = []
 
     async def regenerate() -> None:
@@ -423,3 +424,48 @@ async def test_a_regenerate_racing_a_revoke_all_issues_nothing_live(storage: Any
     assert cookie_of(response) is None
     await assert_signed_out(shop, sid)
     assert await shop.direct.list_owned(Login, "ada") == []
+
+
+# -- real concurrency over uvicorn ------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sessions.db'}"
+    return f"{request.getfixturevalue('satchel_redis_url')}?namespace=uvicorn{next(_names)}"
+
+
+def test_many_writers_and_one_logout_over_uvicorn_never_leave_the_cookie_working(storage_url: str) -> None:
+    """40 concurrent updates of one session and a logout among them, over real sockets,
+    8 times: after each, the logged-out cookie, and every cookie the writers were sent,
+    opens nothing."""
+    from core_helpers import serve
+
+    sessions = satchel.Sessions(satchel.cookie(Login, "SID", storage=satchel.open_storage(storage_url)))
+    app = Shop.app(Shop.__new__(Shop), sessions)
+
+    async def trial(base: str) -> None:
+        async with httpx.AsyncClient(base_url=base) as client:
+            signed_in = await client.get("/login?user=ada")
+            sid = cookie_of(signed_in)
+            headers = {"cookie": f"SID={sid}"}
+            responses: list[httpx.Response] = []
+
+            async def call(path: str) -> None:
+                responses.append(await client.get(path, headers=headers))
+
+            async with anyio.create_task_group() as tg:
+                for n in range(41):
+                    tg.start_soon(call, "/logout" if n == 20 else "/visit")
+            assert all(r.status_code == 200 for r in responses), [r.status_code for r in responses]
+            issued = [c for c in map(cookie_of, responses) if c is not None]
+            for cookie in [sid, *issued]:
+                found = await client.get("/whoami", headers={"cookie": f"SID={cookie}"})
+                assert found.json() is None, "a logged-out session still works"
+
+    with serve(app) as host:
+        for _ in range(8):
+            anyio.run(trial, f"http://{host}")

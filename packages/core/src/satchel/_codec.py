@@ -89,9 +89,9 @@ class Record(msgspec.Struct, array_like=True, frozen=True):
     with their defaults.
 
     A record with the empty name is a tombstone, which no mapping opens (a mapping's name
-    is never empty): it marks a session ended while other requests may still hold it,
-    and ``data`` is then the store key of the session it was regenerated into (empty:
-    ended for good). See ``_server.py``.
+    is never empty): it marks a session ended while other requests may still hold it
+    (``data`` empty), or, stored under a session's successor key, links it to the session
+    a regenerate replaced it with (``data`` is that session's store key). See ``_server.py``.
     """
 
     version: int

@@ -8,12 +8,14 @@ conditional on what was read, so nothing a request started before a session was 
   read again, and if the session is gone the request ends as if it had been cleared; if
   another request rewrote it, the update is retried against that record (last writer
   wins, still conditionally), a few times at most;
-- a regenerate writes the new session first, then turns the old record into a tombstone
-  that names the new one, conditionally; if the old session was ended meanwhile, the new
-  one is removed again and nothing is issued;
-- an end (clear, or a revoke of one session) turns the record it read into a tombstone,
-  conditionally, following a tombstone to the session it names, then deletes it: a
-  regenerate that raced the end cannot leave its new session alive.
+- a regenerate writes the new session first, then a *successor link* from the old key to
+  the new one, then turns the old record into a tombstone, conditionally; if the old
+  session was ended meanwhile, the new one is removed again and nothing is issued;
+- an end (clear, or a revoke of one session) deletes the record unconditionally, so no
+  number of concurrent writers can hold it off, then follows the successor link: a
+  regenerate that raced the end, and replaced the old session just before it, has its
+  new session ended too (the link is written before the old record is replaced, and the
+  end reads it after deleting).
 
 On a storage without compare-and-set the writes are plain; docs/concepts.md names the
 races that remain there.
@@ -44,6 +46,11 @@ _CHAIN = 8  # tombstones followed from one ended session, at most
 # before it ended can still be running.
 TOMBSTONE_TTL = 60.0
 _ENDED = pack_tombstone()
+
+
+def successor_key(key: str) -> str:
+    """Where a regenerate links the session stored under ``key`` to the one that replaced it."""
+    return store_key(f"successor:{key}")
 
 
 # -- reading -------------------------------------------------------------------------
@@ -243,25 +250,26 @@ async def _finish_rotation(m: Mapping[Any], st: State) -> None:
     assert st.key is not None
     (old_key, old_raw, ttl), st.moving = st.moving, None
     try:
-        moved = await _move(m, old_key, old_raw, st.key, ttl)
+        # the link first: an end that deletes the old record after the replacement reads it
+        with storage_errors(m, "write"):
+            await m.store.write(successor_key(old_key), pack_tombstone(st.key), TOMBSTONE_TTL)
+        replaced = await _replace(m, old_key, old_raw)
     except BaseException:
         await _invalidate(m, st.key)  # the old session may still be alive: issue nothing new
         st.end()
         raise
-    if not moved:
+    if not replaced:
         log.debug("%s %r: ended by another request; the new ID is not issued", m.transport, m.name)
         await _invalidate(m, st.key)
         st.end()
 
 
-async def _move(m: Mapping[Any], key: str, expected: bytes | None, successor: str, ttl: float | None) -> bool:
-    """Turn the session at ``key`` into a tombstone naming ``successor``, if it still lives."""
+async def _replace(m: Mapping[Any], key: str, expected: bytes | None) -> bool:
+    """Turn the live session at ``key`` into a tombstone; ``False`` if it was ended first."""
     assert m.cas is not None
-    tombstone = pack_tombstone(successor)
-    grace = TOMBSTONE_TTL if ttl is None else min(TOMBSTONE_TTL, max(ttl, 1.0))
     for _ in range(_RETRIES):
         with storage_errors(m, "write"):
-            if await m.cas.write_if(key, tombstone, grace, expected=expected):
+            if await m.cas.write_if(key, _ENDED, TOMBSTONE_TTL, expected=expected):
                 return True
         if m.detect_conflicts:
             raise conflict(m)
@@ -302,31 +310,18 @@ async def drop(m: Mapping[Any], st: State) -> None:
 
 
 async def end_key(m: Mapping[Any], key: str, known: bytes | None = None, depth: int = 0) -> bool:
-    """End the session stored under ``key`` and every session it was regenerated into.
+    """End the session stored under ``key`` and every session a regenerate replaced it with.
 
     ``known`` is its record as this request read it, if it did. Returns whether a live
-    session was ended. Safe to repeat.
+    session was (probably) ended. Safe to repeat.
     """
-    if m.cas is None:
-        await _invalidate(m, key)
-        return known is not None
-    current = known if known is not None else await read(m, key)
-    ended = False
-    for _ in range(2 * _RETRIES):
-        if current is None:
-            return ended
-        record = unpack_record(current)
-        if record is not None and record.is_tombstone and record.data and depth < _CHAIN:
-            ended = await end_key(m, record.data.decode("ascii", "replace"), None, depth + 1) or ended
-        with storage_errors(m, "invalidate"):
-            # conditional: a regenerate that moved this session since it was read is seen
-            if await m.cas.write_if(key, _ENDED, TOMBSTONE_TTL, expected=current):
-                await m.store.invalidate(key)
-                return ended or (record is not None and not record.is_tombstone)
-        current = await read(m, key)
-    raise StorageError(
-        f"could not end a session of {m.transport} {m.name!r}: other requests kept rewriting it; try again"
-    )
+    await _invalidate(m, key)
+    link = await read(m, successor_key(key))
+    record = unpack_record(link) if link is not None else None
+    ended = known is not None and _live(m, known) is not None
+    if record is not None and record.is_tombstone and record.data and depth < _CHAIN:
+        ended = await end_key(m, record.data.decode("ascii", "replace"), None, depth + 1) or ended
+    return ended
 
 
 # -- response start ------------------------------------------------------------------
