@@ -239,7 +239,7 @@ async def _rotate(rs: RequestSessions, m: Mapping[Any], st: State, owner: str) -
     if m.cas is None:
         st.dead.append((old_key, old_raw))
     else:
-        st.moving = (old_key, old_raw, ttl)
+        st.moving = (old_key, old_raw)
     _written(m, st, session_id, key, record, ttl, owner)
 
 
@@ -248,7 +248,7 @@ async def _finish_rotation(m: Mapping[Any], st: State) -> None:
     then the new one is removed again and the request ends as if cleared."""
     assert st.moving is not None
     assert st.key is not None
-    (old_key, old_raw, ttl), st.moving = st.moving, None
+    (old_key, old_raw), st.moving = st.moving, None
     try:
         # the link first: an end that deletes the old record after the replacement reads it
         with storage_errors(m, "write"):

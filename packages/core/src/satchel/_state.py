@@ -65,8 +65,8 @@ class State:
         self.attributes: dict[str, str] | None = None  # set by the handler, to record
         self.dead: list[tuple[str, bytes | None]] = []  # (key, record as read) this request ends
         self.stale: list[str] = []  # keys of unusable records: dropped, best effort
-        # (key, record as read, ttl) of the session a regenerate replaces, ended after the writes
-        self.moving: tuple[str, bytes | None, float | None] | None = None
+        # (key, record as read) of the session a regenerate replaces, ended after the writes
+        self.moving: tuple[str, bytes | None] | None = None
 
     @property
     def loaded(self) -> bool:
