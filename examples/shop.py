@@ -1,5 +1,7 @@
 """The demo: a small shop. The cart is a stateless signed cookie; the login is a
-server-side session stored in SQLite (``var/sessions.db`` under the working directory).
+server-side session stored in SQLite (``var/sessions.db`` under the working directory),
+owned by its user name, so the account page lists every device signed in as you and can
+sign any of them out.
 
 Run it with ``make demo`` and open the URL it prints.
 """
@@ -10,6 +12,7 @@ import argparse
 import html
 import os
 import secrets
+import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -55,7 +58,7 @@ async def field(request: Request, name: str) -> str:
 def page(body: str, login: Login | None, cart: Cart | None) -> HTMLResponse:
     count = sum(cart.items.values()) if cart else 0
     who = (
-        f"signed in as <b>{html.escape(login.user)}</b> "
+        f'signed in as <a href="/account"><b>{html.escape(login.user)}</b></a> '
         '<form method="post" action="/logout" style="display:inline"><button>Sign out</button></form>'
         if login
         else '<a href="/login">Sign in</a>'
@@ -111,7 +114,8 @@ async def login(request: Request) -> Response:
         user = (await field(request, "user")).strip()[:40]
         if user:
             s.clear(Login)  # sign-in starts a new session: a new ID (no fixation), a new lifetime
-            s.set(Login(user=user))
+            device = request.headers.get("user-agent", "unknown device")[:120]
+            s.set(Login(user=user), attributes={"device": device})
             return RedirectResponse("/", status_code=303)
     body = (
         '<h1>Sign in</h1><form method="post"><input name="user" placeholder="your name" autofocus>'
@@ -123,6 +127,52 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     satchel.sessions_of(request).clear(Login)
     return RedirectResponse("/", status_code=303)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, time.time() - seconds)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    return f"{int(seconds // 3600)} h ago"
+
+
+async def account(request: Request) -> Response:
+    """Where am I signed in? Every session of this user, on any device, and a way to end them."""
+    s = satchel.sessions_of(request)
+    login = await s.get(Login)
+    if login is None:
+        return RedirectResponse("/login", status_code=303)
+    rows = []
+    for info in await s.list_owned(Login):
+        device = html.escape(info.attributes.get("device", "unknown device"))
+        action = (
+            "<i>this device</i>"
+            if info.current
+            else f'<form method="post" action="/account/end" style="display:inline">'
+            f'<input type="hidden" name="handle" value="{info.handle}"><button>Sign out</button></form>'
+        )
+        rows.append(
+            f"<li><b>{device}</b><br>signed in {_ago(info.created)}, last used {_ago(info.last_used)} "
+            f"{action}</li>"
+        )
+    body = (
+        f"<h1>Your sessions</h1><ul>{''.join(rows)}</ul>"
+        '<form method="post" action="/account/others"><button>Sign out all other devices</button></form>'
+    )
+    return page(body, login, await s.get(Cart))
+
+
+async def end_device(request: Request) -> Response:
+    # a handle names a session but is not a credential: it only ends sessions of this user
+    await satchel.sessions_of(request).revoke_session(Login, await field(request, "handle"))
+    return RedirectResponse("/account", status_code=303)
+
+
+async def end_others(request: Request) -> Response:
+    await satchel.sessions_of(request).revoke_owner(Login)  # keeps this one
+    return RedirectResponse("/account", status_code=303)
 
 
 def build_app(storage_url: str | None = None) -> satchel.SessionMiddleware:
@@ -137,6 +187,7 @@ def build_app(storage_url: str | None = None) -> satchel.SessionMiddleware:
             max_age=3600,
             max_lifetime=12 * 3600,
             transformers=[satchel.Sign(key)],
+            owner=lambda login: login.user,  # lets the account page list and end every device
         ),
     )
     routes = [
@@ -146,6 +197,9 @@ def build_app(storage_url: str | None = None) -> satchel.SessionMiddleware:
         Route("/cart/clear", clear_cart, methods=["POST"]),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/account", account),
+        Route("/account/end", end_device, methods=["POST"]),
+        Route("/account/others", end_others, methods=["POST"]),
     ]
     return satchel.SessionMiddleware(Starlette(routes=routes), sessions)
 
