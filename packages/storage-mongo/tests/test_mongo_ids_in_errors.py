@@ -53,6 +53,9 @@ async def test_no_server_outage_does_not_name_the_id(id: str, namespace: str | N
             store.write_if(id, b"x", 60, expected=b"old"),
             store.touch(id, 60),
             store.invalidate(id),
+            store.write_owned(id, b"x", 60, owner="ada", expected=None),
+            store.touch_owned(id, 60, owner="ada"),
+            store.invalidate_owned("ada", keep=[id]),
         ):
             with anyio.fail_after(HANG), pytest.raises(satchel.StorageError) as caught:
                 await call
@@ -88,7 +91,11 @@ async def refusing(server_url: str, namespace: str | None) -> AsyncIterator[Mong
 
 
 async def test_a_refused_write_shows_the_code_not_the_id(refusing: MongoStorage, id: str) -> None:
-    for call in (refusing.write(id, b"x", 60), refusing.write_if(id, b"x", 60, expected=None)):
+    for call in (
+        refusing.write(id, b"x", 60),
+        refusing.write_if(id, b"x", 60, expected=None),
+        refusing.write_owned(id, b"x", 60, owner="ada", expected=None),
+    ):
         with anyio.fail_after(HANG), pytest.raises(satchel.StorageError) as caught:
             await call
         assert id not in formatted(caught.value)

@@ -55,6 +55,10 @@ async def test_no_server_outage_on_every_operation_raises_storage_error_with_cau
     await _expect_outage(dead_storage.touch("id1", 60))
     await _expect_outage(dead_storage.invalidate("id1"))
     await _expect_outage(dead_storage.purge())
+    await _expect_outage(dead_storage.write_owned("id1", b"data", 60, owner="ada", expected=None))
+    await _expect_outage(dead_storage.touch_owned("id1", 60, owner="ada"))
+    await _expect_outage(dead_storage.list_owned("ada"))
+    await _expect_outage(dead_storage.invalidate_owned("ada", keep=["id1"]))
 
 
 async def test_no_server_outage_without_index_creation_still_raises(dead_url: str) -> None:

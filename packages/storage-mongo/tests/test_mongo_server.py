@@ -18,12 +18,12 @@ Every test runs against two servers, and its ID says which:
   is marked xfail on that server alone, with the difference as its reason.
 
 Each test works in a fresh namespace of the ``sessions_test`` collection and deletes
-that namespace's documents afterwards, so a shared cluster is left as it was found.
+that namespace's documents afterwards, so a shared cluster is left as it was found (the
+fixtures that do so, shared with test_mongo_owners.py, are in conftest.py).
 """
 
 from __future__ import annotations
 
-import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
@@ -41,7 +41,6 @@ from satchel_conformance.servers import mongo_compatible
 from satchel_mongo import MongoStorage
 from satchel_mongo import _documents as doc
 
-COLLECTION = "sessions_test"
 Document = dict[str, Any]
 
 
@@ -49,53 +48,6 @@ def _with_query(url: str, option: str) -> str:
     if "?" in url:
         return f"{url}&{option}"
     return f"{url}?{option}" if "/" in url.partition("://")[2] else f"{url}/?{option}"
-
-
-# the test ID of each server, and the session fixture that finds it
-SERVERS = {"mongodb": "satchel_mongodb_url", "compatible-server": "satchel_mongo_compatible_url"}
-
-
-@pytest.fixture(params=list(SERVERS))
-def server_url(request: pytest.FixtureRequest) -> str:
-    """The URL of the server this test runs against; its ID is the server's name."""
-    url: str = request.getfixturevalue(SERVERS[request.param])
-    return url
-
-
-def _server_of(request: pytest.FixtureRequest) -> str:
-    """The ID of the server a module-level test runs against."""
-    server: str = request.node.callspec.params["server_url"]
-    return server
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"test-{secrets.token_hex(6)}"
-
-
-@pytest.fixture
-async def raw(server_url: str, namespace: str) -> AsyncIterator[AsyncCollection[Document]]:
-    """The collection, through a client of its own; cleans the test's namespaces after it."""
-    parsed = doc.parse_url(server_url)
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        parsed.client_url, **doc.client_options(parsed.query_keys, {})
-    )
-    collection = client[parsed.database or doc.DEFAULT_DATABASE][COLLECTION]
-    try:
-        yield collection
-    finally:
-        await collection.delete_many({"_id.ns": {"$regex": f"^{namespace}"}})
-        await client.close()
-
-
-@pytest.fixture
-def open_mongo(server_url: str, namespace: str) -> Callable[..., MongoStorage]:
-    def open_(**options: Any) -> MongoStorage:
-        options.setdefault("namespace", namespace)
-        options.setdefault("collection", COLLECTION)
-        return MongoStorage.from_url(server_url, **options)
-
-    return open_
 
 
 class _OnAServer(StorageContract):
@@ -291,7 +243,7 @@ async def test_server_purge_removes_only_this_namespaces_expired_sessions(
 async def test_server_collection_from_the_url_query(
     server_url: str, raw: AsyncCollection[Document], namespace: str
 ) -> None:
-    url = _with_query(server_url, f"collection={COLLECTION}&namespace={namespace}")
+    url = _with_query(server_url, f"collection={raw.name}&namespace={namespace}")
     storage = MongoStorage.from_url(url)
     try:
         await storage.write("via-url", b"here", None)
@@ -309,27 +261,17 @@ async def test_server_own_client_keeps_working_after_the_storage_closes(
         storage = MongoStorage(
             client,
             database=parsed.database or doc.DEFAULT_DATABASE,
-            collection=COLLECTION,
+            collection=raw.name,
             namespace=namespace,
         )
         await storage.write("mine", b"v", None)
         await storage.aclose()
-        assert await client[raw.database.name][COLLECTION].count_documents({}) >= 1
+        assert await client[raw.database.name][raw.name].count_documents({}) >= 1
     finally:
         await client.close()
 
 
 # --- regressions found on the compatible server (each also runs against MongoDB) -----
-
-
-@pytest.fixture
-async def own_collection(raw: AsyncCollection[Document]) -> AsyncIterator[AsyncCollection[Document]]:
-    """A collection of the test's own (its indexes differ from the shared one), dropped after."""
-    collection = raw.database[f"{COLLECTION}_{secrets.token_hex(4)}"]
-    try:
-        yield collection
-    finally:
-        await collection.drop()
 
 
 async def test_server_an_equivalent_ttl_index_under_another_name_is_used(
@@ -359,11 +301,12 @@ async def test_server_a_conflicting_ttl_index_is_reported_with_what_to_do(
     own_collection: AsyncCollection[Document],
     name: str,
     expire_after: int,
+    server_name: str,
     request: pytest.FixtureRequest,
 ) -> None:
     """An index on ``expires`` that would not delete documents at their date is refused
     with a message naming it and the ways out, not a hint to check the network."""
-    if name != doc.TTL_INDEX_NAME and _server_of(request) == "compatible-server":
+    if name != doc.TTL_INDEX_NAME and server_name == "compatible-server":
         request.applymarker(
             pytest.mark.xfail(
                 strict=True,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from satchel import ConfigError, StorageCapabilities, StorageError
+from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError
 
 from . import _documents as doc
 
@@ -62,7 +62,8 @@ def _without_server_text(exc: OperationFailure) -> OperationFailure:
 
 
 class MongoStorage:
-    """Server-side sessions in MongoDB: one document per session, with TTL and compare-and-set.
+    """Server-side sessions in MongoDB: one document per session, with TTL, compare-and-set
+    and an owner index.
 
     Open one from a URL (the database and collection come from the path or the options)::
 
@@ -78,6 +79,11 @@ class MongoStorage:
     A TTL index on the expiry date is created on first use; expiry is also checked on
     every read, since the server removes expired documents only about once a minute.
     Every driver failure raises `satchel.StorageError` with the cause chained.
+
+    A session written with ``write_owned`` carries its owner in its own document, so the
+    link is written, moved and deleted with the session; an index on the owner (within
+    the namespace) is created on the first owner call and serves ``list_owned`` and
+    ``invalidate_owned``.
 
     An ``AsyncMongoClient`` belongs to the event loop it first ran on: open the
     storage in the application's loop (e.g. at startup), not at import time in another.
@@ -122,8 +128,11 @@ class MongoStorage:
                 "drop w=0 from the URL or the client options"
             )
         self._namespace = doc.check_namespace(namespace)
+        self._create_index = create_index
         self._index_ready = not create_index
         self._index_lock = asyncio.Lock()
+        # the name of the index that serves owner lookups, once found or created
+        self._owner_index: str | None = None
         self._closed = False
 
     @classmethod
@@ -242,6 +251,72 @@ class MongoStorage:
                 "create_index=False, or use another collection"
             ) from exc
 
+    async def _owner_index_ready(self) -> str:
+        """The name of the owner index, created (or found) on the first owner call.
+
+        Not with the TTL index on first use: an app that never links owners gets no
+        second index, and no new way to fail.
+        """
+        if self._owner_index is None:
+            async with self._index_lock:
+                if self._owner_index is None:
+                    with self._failures("set up the owner index on 'owner'"):
+                        self._owner_index = await self._find_or_create_owner_index()
+        return self._owner_index
+
+    async def _find_or_create_owner_index(self) -> str:
+        from pymongo.errors import OperationFailure
+
+        keys, options = doc.owner_index()
+        conflict: OperationFailure | None = None
+        if self._create_index:
+            try:
+                await self._collection.create_index(keys, **options)
+                return doc.OWNER_INDEX_NAME
+            except OperationFailure as exc:
+                if exc.code not in doc.INDEX_CONFLICT_CODES:
+                    raise
+                # as for the TTL index: one made by hand may do the same job
+                conflict = exc
+        existing = await self._collection.index_information()
+        name = doc.owner_index_name(existing)
+        if name is not None:
+            return name
+        related = ", ".join(
+            f"{other} ({doc.describe_index(spec)})"
+            for other, spec in sorted(existing.items())
+            if other == doc.OWNER_INDEX_NAME or [field for field, _ in spec.get("key", [])][:1] == ["owner"]
+        )
+        wanted = f"{doc.OWNER_INDEX_NAME!r} ({doc.describe_index({'key': keys, **options})})"
+        if conflict is not None:
+            # an index conflict quotes index specifications, never a document
+            reason = conflict.details.get("errmsg", str(conflict)) if conflict.details else str(conflict)
+            raise StorageError(
+                f"{self._collection.full_name} has an index that conflicts with satchel's owner "
+                f"index {wanted}; on 'owner' or under that name it has: {related or 'no index'}. "
+                f"{reason}. Drop the conflicting index, or create satchel's index yourself and "
+                "pass create_index=False, or use another collection"
+            ) from conflict
+        raise StorageError(
+            f"{self._collection.full_name} has no index that serves owner lookups, and "
+            f"create_index=False says not to create one; on 'owner' it has: {related or 'no index'}. "
+            f"Create satchel's owner index {wanted} (db.{self._collection.name}.createIndex("
+            "{owner: 1, '_id.ns': 1}, {name: 'satchel_owner', partialFilterExpression: "
+            "{owner: {$exists: true}}})), or pass create_index=True"
+        )
+
+    @contextlib.contextmanager
+    def _forget_owner_index_if_refused(self) -> Iterator[None]:
+        from pymongo.errors import OperationFailure
+
+        try:
+            yield
+        except OperationFailure:
+            # e.g. the index was dropped under a running app (its hint is then refused):
+            # the next call finds or creates it again instead of failing until a restart
+            self._owner_index = None
+            raise
+
     def _key(self, id: str) -> str | dict[str, str]:
         return doc.document_id(self._namespace, id)
 
@@ -286,16 +361,25 @@ class MongoStorage:
         """Write only if the stored value is ``expected`` (``None``: only if absent or expired).
 
         One conditional single-document replace, atomic on the server. A session
-        invalidated in between is not brought back: the write reports ``False``.
+        invalidated in between is not brought back: the write reports ``False``. The
+        session is written unowned: a link an earlier ``write_owned`` made is dropped.
         """
+        return await self._swap(id, data, ttl, expected=expected, owner=None)
+
+    async def _swap(
+        self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None, owner: str | None
+    ) -> bool:
         from pymongo.errors import DuplicateKeyError
 
         self._check_size(data)
         key = self._key(id)
         with self._failures("write a session (compare-and-set)"):
             collection = await self._ready()
+            if owner is not None:
+                await self._owner_index_ready()  # before the first owned document exists
             now = _now()
-            document = doc.session_document(key, data, doc.expiry(now, ttl))
+            # the owner goes in the replacement itself: linked in the same atomic step
+            document = doc.session_document(key, data, doc.expiry(now, ttl), owner)
             if expected is None:
                 try:
                     await collection.replace_one(doc.claim_filter(key, now), document, upsert=True)
@@ -318,6 +402,68 @@ class MongoStorage:
             collection = await self._ready()
             now = _now()
             await collection.update_one(doc.live_filter(key, now), doc.touch_update(doc.expiry(now, ttl)))
+
+    # -- OwnerIndex ----------------------------------------------------------------
+
+    async def write_owned(
+        self, id: str, data: bytes, ttl: float | None, *, owner: str, expected: bytes | None
+    ) -> bool:
+        """`write_if`, with the session linked to ``owner`` in the same atomic step.
+
+        The owner is a field of the replacement document, so the one conditional
+        single-document replace writes both or neither: when it returns ``False``
+        nothing changed, and no link was made. ``ValueError`` for an owner that is not
+        a string of 1 to 256 characters.
+        """
+        owner = doc.check_owner(owner)
+        return await self._swap(id, data, ttl, expected=expected, owner=owner)
+
+    async def touch_owned(self, id: str, ttl: float | None, *, owner: str) -> None:
+        """`touch`: the link is the session's own ``owner`` field, so it moves with it."""
+        doc.check_owner(owner)
+        await self.touch(id, ttl)
+
+    async def list_owned(self, owner: str) -> list[OwnedEntry]:
+        """The live sessions of this namespace linked to ``owner``, in no particular order.
+
+        One ``find`` on the owner index; a session past its expiry is left out even
+        before the TTL monitor removes it. ``expires`` is in Unix seconds.
+        """
+        owner = doc.check_owner(owner)
+        with self._failures("list an owner's sessions"), self._forget_owner_index_if_refused():
+            collection = await self._ready()
+            index = await self._owner_index_ready()
+            cursor = collection.find(
+                doc.owned_filter(self._namespace, owner, _now()),
+                projection={"data": True, "expires": True},
+                hint=index,
+            )
+            documents = await cursor.to_list()
+        return [entry for entry in map(doc.owned_entry, documents) if entry is not None]
+
+    async def invalidate_owned(self, owner: str, *, keep: Collection[str] = ()) -> int:
+        """Delete every live session of this namespace linked to ``owner``, except ``keep``.
+
+        One ``delete_many`` on the owner index; returns how many live sessions it
+        deleted (expired ones are left to the TTL monitor and not counted), so a repeat
+        returns 0. The owner index's keys do not change while a session keeps its
+        owner, so every such session that exists when the call starts is deleted by the
+        time it returns, even one touched meanwhile; one written during the call may
+        survive. Not retried by the driver after a failover (a multi-document delete is
+        not a retryable write): it then raises `satchel.StorageError`, and a repeat
+        deletes the rest.
+        """
+        owner = doc.check_owner(owner)
+        if isinstance(keep, str):
+            # a string is a collection of its characters: one ID was meant, not those
+            raise TypeError("keep must be a collection of session IDs, not one string")
+        with self._failures("delete an owner's sessions"), self._forget_owner_index_if_refused():
+            collection = await self._ready()
+            index = await self._owner_index_ready()
+            result = await collection.delete_many(
+                doc.revoke_filter(self._namespace, owner, keep, _now()), hint=index
+            )
+        return result.deleted_count
 
     async def purge(self) -> int:
         """Delete this namespace's expired sessions now, without waiting for the TTL monitor.
