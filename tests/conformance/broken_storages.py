@@ -3,15 +3,15 @@
 Not collected by the normal run (the file name does not start with ``test_``):
 ``test_kit_bites.py`` runs each class here in its own pytest process and checks which
 conformance checks failed. ``DictStorage`` is the correct reference they all derive
-from: a dict shared across reopen (so it is "persistent"), with namespaces, and a
-checkpoint before each operation, as a networked backend would have.
+from: a dict shared across reopen (so it is "persistent"), with namespaces, an owner
+index, and a checkpoint before each operation, as a networked backend would have.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import ClassVar
 
 import anyio
@@ -24,7 +24,11 @@ Backend = dict[str, tuple[bytes, float]]
 
 
 class DictStorage:
-    """A correct storage over a shared dict: the reference every broken one starts from."""
+    """A correct storage over a shared dict: the reference every broken one starts from.
+
+    A session is the key ``namespace NUL id``; its owner link is the key ``namespace SOH
+    id``, holding the owner (UTF-8) and the session's deadline, written in the same step.
+    """
 
     capabilities = satchel.StorageCapabilities(
         persistent=True,
@@ -39,9 +43,17 @@ class DictStorage:
     def key(self, id: str) -> str:
         return f"{self.namespace}\x00{id}"
 
+    def link_key(self, id: str) -> str:
+        return f"{self.namespace}\x01{id}"
+
     @staticmethod
     def deadline(ttl: float | None) -> float:
         return math.inf if ttl is None else time.monotonic() + ttl
+
+    @staticmethod
+    def link_deadline(deadline: float) -> float:
+        """A link expires with its session."""
+        return deadline
 
     def get(self, id: str) -> bytes | None:
         entry = self.backend.get(self.key(id))
@@ -53,26 +65,77 @@ class DictStorage:
         await anyio.lowlevel.checkpoint()
         return self.get(id)
 
+    def put(self, id: str, data: bytes, ttl: float | None, owner: str | None = None) -> None:
+        """Store a session and its owner link (none: a plain write ends the link) in one step."""
+        deadline = self.deadline(ttl)
+        self.backend[self.key(id)] = (bytes(data), deadline)
+        if owner is None:
+            self.backend.pop(self.link_key(id), None)
+        else:
+            self.backend[self.link_key(id)] = (owner.encode(), self.link_deadline(deadline))
+
+    def linked(self, owner: str) -> list[tuple[str, bytes, float]]:
+        """(id, data, deadline) of each session whose live link names ``owner``."""
+        prefix, name, now = f"{self.namespace}\x01", owner.encode(), time.monotonic()
+        found = []
+        for key, (linked, link_deadline) in list(self.backend.items()):
+            if key.startswith(prefix) and linked == name and link_deadline > now:
+                id = key[len(prefix) :]
+                session = self.backend.get(self.key(id))
+                if session is not None:
+                    found.append((id, *session))
+        return found
+
     async def write(self, id: str, data: bytes, ttl: float | None) -> None:
         await anyio.lowlevel.checkpoint()
-        self.backend[self.key(id)] = (bytes(data), self.deadline(ttl))
+        self.put(id, data, ttl)
 
     async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
         await anyio.lowlevel.checkpoint()
         if self.get(id) != expected:
             return False
-        self.backend[self.key(id)] = (bytes(data), self.deadline(ttl))
+        self.put(id, data, ttl)
         return True
 
     async def invalidate(self, id: str) -> None:
         await anyio.lowlevel.checkpoint()
         self.backend.pop(self.key(id), None)
+        self.backend.pop(self.link_key(id), None)
 
     async def touch(self, id: str, ttl: float | None) -> None:
         await anyio.lowlevel.checkpoint()
         data = self.get(id)
         if data is not None:
-            self.backend[self.key(id)] = (data, self.deadline(ttl))
+            link = self.backend.get(self.link_key(id))
+            self.put(id, data, ttl, None if link is None else link[0].decode())
+
+    async def write_owned(
+        self, id: str, data: bytes, ttl: float | None, *, owner: str, expected: bytes | None
+    ) -> bool:
+        await anyio.lowlevel.checkpoint()
+        if self.get(id) != expected:
+            return False
+        self.put(id, data, ttl, owner)
+        return True
+
+    async def touch_owned(self, id: str, ttl: float | None, *, owner: str) -> None:
+        await self.touch(id, ttl)  # the link moves with the session
+
+    async def list_owned(self, owner: str) -> list[satchel.OwnedEntry]:
+        await anyio.lowlevel.checkpoint()
+        now, wall = time.monotonic(), time.time()
+        return [
+            satchel.OwnedEntry(id, data, None if deadline == math.inf else wall + deadline - now)
+            for id, data, deadline in self.linked(owner)
+        ]
+
+    async def invalidate_owned(self, owner: str, *, keep: Collection[str] = ()) -> int:
+        await anyio.lowlevel.checkpoint()
+        doomed = [id for id, _, _ in self.linked(owner) if id not in keep]
+        for id in doomed:
+            self.backend.pop(self.key(id), None)
+            self.backend.pop(self.link_key(id), None)
+        return len(doomed)
 
     async def aclose(self) -> None:
         pass
@@ -197,6 +260,26 @@ class CasIgnoresTtl(DictStorage):
 
     async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
         return await super().write_if(id, data, None, expected=expected)
+
+
+class InvalidateOwnedSparesOne(DictStorage):
+    """Leaves one of the owner's sessions alive, and still counts it as deleted."""
+
+    async def invalidate_owned(self, owner: str, *, keep: Collection[str] = ()) -> int:
+        await anyio.lowlevel.checkpoint()
+        doomed = [id for id, _, _ in self.linked(owner) if id not in keep]
+        for id in doomed[1:]:
+            self.backend.pop(self.key(id), None)
+            self.backend.pop(self.link_key(id), None)
+        return len(doomed)
+
+
+class OwnerLinkOutlivesSession(DictStorage):
+    """The owner link never expires, and the index trusts it: expired sessions stay listed."""
+
+    @staticmethod
+    def link_deadline(deadline: float) -> float:
+        return math.inf
 
 
 class InvalidateOfAbsentHangs(DictStorage):
@@ -332,6 +415,14 @@ class TestCasIgnoresTtl(DictKit):
     storage_class = CasIgnoresTtl
     # the run stops at the first failing sequence, usually within ten; 60 makes a miss rare
     state_machine_examples = 60
+
+
+class TestInvalidateOwnedSparesOne(DictKit):
+    storage_class = InvalidateOwnedSparesOne
+
+
+class TestOwnerLinkOutlivesSession(DictKit):
+    storage_class = OwnerLinkOutlivesSession
 
 
 class TestInvalidateOfAbsentHangs(DictKit):
