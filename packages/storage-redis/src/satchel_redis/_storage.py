@@ -111,7 +111,8 @@ end
 local function prune(owners, now)
   redis.call('ZREMRANGEBYSCORE', owners, '-inf', '(' .. ms(now))
 end
--- the set expires when its longest-lived member does; an empty set is already gone
+-- the set expires when its longest-lived member does (a key lives through the ms of its
+-- expiry, hence the +1); an empty set is already gone
 local function settle(owners)
   local last = redis.call('ZRANGE', owners, -1, -1, 'WITHSCORES')
   if last[2] == nil then return end
@@ -119,7 +120,7 @@ local function settle(owners)
   if top == nil or top == math.huge then
     redis.call('PERSIST', owners)
   else
-    redis.call('PEXPIREAT', owners, ms(top))
+    redis.call('PEXPIREAT', owners, ms(top + 1))
   end
 end
 local function link(owners, member, px, slack, only_existing)
