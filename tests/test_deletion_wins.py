@@ -68,7 +68,7 @@ class Gate:
         self._stops: dict[tuple[str, int], Stop] = {}
 
     def stop_before(self, method: str, nth: int = 1) -> Stop:
-        """Hold the caller before its ``nth`` call of ``method``."""
+        """Hold the caller before its ``nth`` call of ``method`` ("*": of any method)."""
         stop = self._stops[(method, nth)] = Stop()
         return stop
 
@@ -76,7 +76,7 @@ class Gate:
         self.calls.append(method)
         if id:
             self.keys.append(id)
-        stop = self._stops.get((method, self.calls.count(method)))
+        stop = self._stops.get((method, self.calls.count(method))) or self._stops.get(("*", len(self.calls)))
         if stop is not None:
             stop.reached.set()
             await stop._go.wait()
@@ -343,12 +343,17 @@ async def test_a_touch_held_before_it_lands_does_not_undo_a_logout(storage: Any)
 # -- regenerate against clear --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("held_before", ["the new session's write", "the old session's end"])
-async def test_a_regenerate_racing_a_logout_issues_nothing_live(storage: Any, held_before: str) -> None:
+@pytest.mark.parametrize(
+    "held_before_call",
+    [2, 3, 4],
+    ids=["the new session's write", "the link to it", "the old record's replacement"],
+)
+async def test_a_regenerate_racing_a_logout_issues_nothing_live(storage: Any, held_before_call: int) -> None:
+    """The regenerate read the session (its first call), the logout ends it before the
+    regenerate's next step: no new ID is issued, and nothing it wrote is a live session."""
     shop = Shop(storage)
     sid = await shop.sign_in()
-    nth = 1 if held_before == "the new session's write" else 2
-    stop = shop.gate.stop_before("write_if", nth)
+    stop = shop.gate.stop_before("*", held_before_call)
     response = await racing(
         lambda: shop.call("/regenerate", sid, gated=True), stop, lambda: shop.call("/logout", sid)
     )
