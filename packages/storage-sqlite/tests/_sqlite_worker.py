@@ -2,6 +2,7 @@
 
 python _sqlite_worker.py hammer PATH TASKS INCREMENTS WRITES
 python _sqlite_worker.py writer PATH TASKS
+python _sqlite_worker.py owned PATH TASKS WRITES
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Coroutine
 
 from satchel_sqlite import SQLiteStorage
 
@@ -58,7 +60,37 @@ async def writer(path: str, tasks: int) -> None:
     await asyncio.gather(*(task(n) for n in range(tasks)))
 
 
+async def owned(path: str, tasks: int, writes: int) -> None:
+    """Owned sessions of one owner, each inserted once, then rewritten and touched while
+    another process invalidates the owner's sessions; prints how many inserts succeeded."""
+    storage = SQLiteStorage(path, namespace="owners")
+    pid = os.getpid()
+    inserted = 0
+
+    async def task(n: int) -> None:
+        nonlocal inserted
+        for i in range(writes):
+            id = f"p{pid}-t{n}-{i}"
+            if not await storage.write_owned(id, b"1", 3600, owner="ada", expected=None):
+                raise AssertionError(f"{id} is new, yet its insert was refused")
+            inserted += 1
+            # False once the owner's sessions were invalidated in between: then nothing is written
+            await storage.write_owned(id, b"2", 3600, owner="ada", expected=b"1")
+            await storage.touch_owned(id, 3600, owner="ada")
+
+    try:
+        await asyncio.gather(*(task(n) for n in range(tasks)))
+    finally:
+        await storage.aclose()
+    print(inserted)
+
+
 if __name__ == "__main__":
     mode, path, *numbers = sys.argv[1:]
     args = [int(n) for n in numbers]
-    asyncio.run(hammer(path, *args) if mode == "hammer" else writer(path, *args))
+    modes: dict[str, Callable[..., Coroutine[object, object, None]]] = {
+        "hammer": hammer,
+        "writer": writer,
+        "owned": owned,
+    }
+    asyncio.run(modes[mode](path, *args))

@@ -10,6 +10,7 @@ statement can land inside a transaction opened here.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -25,7 +26,9 @@ __all__ = [
     "call",
     "change",
     "connect",
+    "invalidate_owned",
     "is_busy",
+    "list_owned",
     "purge_batch",
     "read",
     "write_if",
@@ -35,7 +38,8 @@ log = logging.getLogger("satchel.sqlite")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+# 1: the sessions table, its purge index and trigger. 2: the owner column and its index.
+SCHEMA_VERSION = 2
 MIN_SQLITE = (3, 24, 0)
 TABLE = "satchel_sessions"
 # How far purge_after runs ahead of expires_at; see the trigger below.
@@ -50,10 +54,17 @@ PURGE_SLACK = 300.0
 # PURGE_SLACK ahead: rewriting a session's expiry on every request then leaves the
 # index alone almost every time. An index on expires_at itself would move one entry
 # at a random place per write, and that page write doubled the cost of a write.
+#
+# owner (NULL: the session belongs to no owner) links a session to its owner in the row
+# itself, so the link is written, expired and deleted with the session, atomically. Its
+# index is partial: a row without an owner has no entry, so the writes of unowned
+# sessions never touch it, and an owned session's entry moves only when its row is
+# rewritten (not on touch, which leaves the owner alone).
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS satchel_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    # owner is last, where ALTER TABLE puts it in a file migrated from version 1.
     f"CREATE TABLE IF NOT EXISTS {TABLE} (namespace TEXT NOT NULL, id TEXT NOT NULL, "
-    "data BLOB NOT NULL, expires_at REAL, purge_after REAL, "
+    "data BLOB NOT NULL, expires_at REAL, purge_after REAL, owner TEXT, "
     "PRIMARY KEY (namespace, id)) WITHOUT ROWID",
     f"CREATE INDEX IF NOT EXISTS {TABLE}_purge ON {TABLE} (purge_after) WHERE purge_after IS NOT NULL",
     f"CREATE TRIGGER IF NOT EXISTS {TABLE}_purge_after AFTER UPDATE OF expires_at ON {TABLE} "
@@ -64,26 +75,74 @@ _SCHEMA = (
     "WHERE namespace = NEW.namespace AND id = NEW.id; END",
     f"INSERT OR IGNORE INTO satchel_meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION})",
 )
+# What takes a file from the version of the key to the next one, in the transaction
+# that opened it; the meta row is updated after each step.
+_UPGRADES = {
+    1: (f"ALTER TABLE {TABLE} ADD COLUMN owner TEXT",),
+}
+# Created once the file is at SCHEMA_VERSION, whether it was new or upgraded: the
+# column it covers does not exist in a version 1 file before the upgrade.
+OWNER_INDEX = f"{TABLE}_owner"
+_INDEXES = (
+    f"CREATE INDEX IF NOT EXISTS {OWNER_INDEX} ON {TABLE} (namespace, owner) WHERE owner IS NOT NULL",
+)
 
 _ALIVE = "(expires_at IS NULL OR expires_at > ?)"
-_INSERT = (
-    f"INSERT INTO {TABLE} (namespace, id, data, expires_at, purge_after) "
-    f"VALUES (?1, ?2, ?3, ?4, ?4 + {PURGE_SLACK}) "
-)
+# Every write sets owner, to NULL or to a bound parameter: a plain write stores an
+# unowned value, dropping any link the row had. Setting NULL over NULL leaves the
+# partial owner index alone (SQLite skips a partial index's entry when the row is
+# outside it before and after), so an unowned write costs what it did before.
+_NO_OWNER = "NULL"
+_OWNER = "?6"  # after the five parameters the other insert statements take
+
+
+def _insert(owner: str) -> str:
+    return (
+        f"INSERT INTO {TABLE} (namespace, id, data, expires_at, purge_after, owner) "
+        f"VALUES (?1, ?2, ?3, ?4, ?4 + {PURGE_SLACK}, {owner}) "
+        "ON CONFLICT (namespace, id) DO UPDATE SET data = excluded.data, "
+        "expires_at = excluded.expires_at, owner = excluded.owner"
+    )
+
+
 READ = f"SELECT data FROM {TABLE} WHERE namespace = ? AND id = ? AND {_ALIVE}"
-UPSERT = (
-    _INSERT + "ON CONFLICT (namespace, id) DO UPDATE SET data = excluded.data, "
-    "expires_at = excluded.expires_at"
-)
+UPSERT = _insert(_NO_OWNER)
 # expected=None: insert, or take over a row that has expired (it reads as absent).
-INSERT_IF_ABSENT = (
-    _INSERT + "ON CONFLICT (namespace, id) DO UPDATE SET data = excluded.data, "
-    f"expires_at = excluded.expires_at WHERE {TABLE}.expires_at <= ?5"
-)
-REPLACE_IF = (
-    f"UPDATE {TABLE} SET data = ?, expires_at = ? WHERE namespace = ? AND id = ? AND data = ? AND {_ALIVE}"
-)
+_IF_EXPIRED = f" WHERE {TABLE}.expires_at <= ?5"
+INSERT_IF_ABSENT = _insert(_NO_OWNER) + _IF_EXPIRED
+INSERT_OWNED_IF_ABSENT = _insert(_OWNER) + _IF_EXPIRED
+
+
+def _replace_if(owner: str) -> str:
+    return (
+        f"UPDATE {TABLE} SET data = ?, expires_at = ?, owner = {owner} "
+        f"WHERE namespace = ? AND id = ? AND data = ? AND {_ALIVE}"
+    )
+
+
+REPLACE_IF = _replace_if(_NO_OWNER)
+REPLACE_OWNED_IF = _replace_if("?")
+# Leaves owner alone: the link stays, and moves with the row's expiry.
 TOUCH = f"UPDATE {TABLE} SET expires_at = ? WHERE namespace = ? AND id = ? AND {_ALIVE}"
+# Both name the owner index. Without statistics (ANALYZE) SQLite's planner prefers the
+# primary key's namespace prefix, which walks every session of the namespace, over an
+# index it would also have to look rows up from; INDEXED BY fixes the plan (and fails
+# loudly rather than scan, should the index ever be missing). `owner = ?` implies the
+# partial index's `owner IS NOT NULL`. The clauses invalidate_owned appends use plain
+# `?`, which SQLite numbers on from ?3.
+_OWNED = (
+    f"{TABLE} INDEXED BY {OWNER_INDEX} WHERE namespace = ?1 AND owner = ?2 "
+    "AND (expires_at IS NULL OR expires_at > ?3)"
+)
+LIST_OWNED = f"SELECT id, data, expires_at FROM {_OWNED}"
+# An expired row is not counted and not deleted here: it is already gone for every
+# reader, and the purge removes it. `keep` appends its clauses (see invalidate_owned).
+INVALIDATE_OWNED = f"DELETE FROM {_OWNED}"
+# Up to this many kept IDs are bound one parameter each: exact for any text, and well
+# under SQLite's lowest limit on parameters (999).
+_KEEP_BOUND = 500
+# More are bound as one JSON array, so no count of IDs reaches that limit.
+_KEEP_JSON = " AND id NOT IN (SELECT value FROM json_each(?))"
 DELETE = f"DELETE FROM {TABLE} WHERE namespace = ? AND id = ?"
 # The request path's purge: a range at the low end of the index, every row in it dead
 # (expires_at <= purge_after <= now). Bounded work, never a scan of the table.
@@ -169,6 +228,7 @@ def connect(path: str, timeout: float, deadline: float, synchronous: str | None)
         )
     if path != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        _create_private(path)
     full = int(timeout * 1000)
     wait = _wait_ms(_ms_left(deadline), full)
     db = sqlite3.connect(
@@ -184,6 +244,21 @@ def connect(path: str, timeout: float, deadline: float, synchronous: str | None)
         db.close()
         raise
     return db
+
+
+def _create_private(path: str) -> None:
+    """Create ``path`` empty, readable and writable by its owner only, if it is missing.
+
+    The file holds session IDs, which are credentials; SQLite would create it 0644 (less
+    the umask). It gives the ``-wal`` and ``-shm`` files the main file's mode, so they
+    follow. An existing file, or one another process creates first, keeps its mode: the
+    deployment chose it. SQLite takes an empty file as a new database.
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _setup(db: sqlite3.Connection, synchronous: str) -> None:
@@ -226,13 +301,22 @@ def _patiently(
 def _migrate(db: sqlite3.Connection) -> None:
     if _version(db) == SCHEMA_VERSION:
         return  # the usual open: no write lock taken
+    # One write transaction creates or upgrades the schema: another process opening the
+    # file at the same time waits, then finds it done; a failure leaves the file as it was.
     db.execute("BEGIN IMMEDIATE")
     try:
         for statement in _SCHEMA:
             db.execute(statement)
-        found = _version(db)
+        found = _version(db)  # read again under the lock: another process may have upgraded it
+        while isinstance(found, int) and found in _UPGRADES:
+            for statement in _UPGRADES[found]:
+                db.execute(statement)
+            found += 1
+            db.execute("UPDATE satchel_meta SET value = ? WHERE key = 'schema_version'", (found,))
         if found != SCHEMA_VERSION:
             raise SchemaTooNew(found)
+        for statement in _INDEXES:
+            db.execute(statement)
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
@@ -289,13 +373,43 @@ def write_if(
     expires_at: float | None,
     expected: bytes | None,
     now: float,
+    owner: str | None = None,
 ) -> bool:
+    """Compare-and-set, as one statement; with ``owner``, the row is linked to it in
+    that same statement, and without, any link it had is dropped."""
     params: tuple[object, ...]
     if expected is None:
-        sql, params = INSERT_IF_ABSENT, (namespace, id, data, expires_at, now)
-    else:
+        params = (namespace, id, data, expires_at, now)
+        if owner is None:
+            sql = INSERT_IF_ABSENT
+        else:
+            sql, params = INSERT_OWNED_IF_ABSENT, (*params, owner)
+    elif owner is None:
         sql, params = REPLACE_IF, (data, expires_at, namespace, id, expected, now)
+    else:
+        sql, params = REPLACE_OWNED_IF, (data, expires_at, owner, namespace, id, expected, now)
     return change(db, sql, params, None) == 1
+
+
+def list_owned(
+    db: sqlite3.Connection, namespace: str, owner: str, now: float
+) -> list[tuple[str, bytes, float | None]]:
+    return db.execute(LIST_OWNED, (namespace, owner, now)).fetchall()
+
+
+def invalidate_owned(db: sqlite3.Connection, namespace: str, owner: str, keep: list[str], now: float) -> int:
+    """Delete the owner's live sessions but those in ``keep``, in one statement; how many."""
+    sql, params = INVALIDATE_OWNED, [namespace, owner, now]
+    bound = list(dict.fromkeys(keep))
+    if len(bound) > _KEEP_BOUND:
+        # json_each ends a string at a NUL character: IDs holding one stay bound alone.
+        sql += _KEEP_JSON
+        params.append(json.dumps([id for id in bound if "\x00" not in id]))
+        bound = [id for id in bound if "\x00" in id]
+    if bound:
+        sql += f" AND id NOT IN ({', '.join('?' * len(bound))})"
+        params += bound
+    return change(db, sql, tuple(params), None)
 
 
 def purge_batch(

@@ -7,10 +7,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from satchel import ConfigError, StorageCapabilities, StorageError
+from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError
 
 from . import _sql
 from ._url import MEMORY, Config, config, make_config
@@ -43,9 +43,15 @@ class SQLiteStorage:
     ``synchronous="full"`` makes every commit survive a power cut, not only a crash of
     the process (the default, ``"normal"``).
 
+    It keeps an owner index (`satchel.OwnerIndex`): a session written with
+    ``write_owned`` is linked to its owner in its own row, so the link is written,
+    expired and deleted with it, and ``invalidate_owned`` ends every session of an owner
+    in one statement.
+
     The file is opened, switched to WAL and given its schema on first use; aiosqlite is
-    imported then. Failures raise `satchel.StorageError` with SQLite's error
-    chained.
+    imported then. A file this storage creates is readable and writable by its owner only
+    (0600), and so are the ``-wal`` and ``-shm`` files next to it. Failures raise
+    `satchel.StorageError` with SQLite's error chained.
 
     Examples:
         >>> storage = SQLiteStorage("sessions.db", namespace="shop")   # doctest: +SKIP
@@ -228,6 +234,49 @@ class SQLiteStorage:
         """Move the expiry of ``id`` to ``ttl`` seconds from now; absent or expired: no-op."""
         params = (self._expiry(ttl), self._cfg.namespace, id, self._clock())
         await self._run(_sql.change, _sql.TOUCH, params, None)
+
+    # -- OwnerIndex ----------------------------------------------------------------
+
+    async def write_owned(
+        self, id: str, data: bytes, ttl: float | None, *, owner: str, expected: bytes | None
+    ) -> bool:
+        """`write_if`, linking ``id`` to ``owner`` in the same statement.
+
+        Returns whether the write happened; when it did not, nothing changed. A later
+        plain `write` or `write_if` of ``id`` stores it unowned again.
+        """
+        return await self._run(
+            _sql.write_if,
+            self._cfg.namespace,
+            id,
+            bytes(data),
+            self._expiry(ttl),
+            None if expected is None else bytes(expected),
+            self._clock(),
+            owner,
+        )
+
+    async def touch_owned(self, id: str, ttl: float | None, *, owner: str) -> None:
+        """`touch`: the link is a column of the session's row, so it moves with it."""
+        await self.touch(id, ttl)
+
+    async def list_owned(self, owner: str) -> list[OwnedEntry]:
+        """The live sessions linked to ``owner`` in this namespace, in no particular order.
+
+        ``expires`` is in Unix seconds on this storage's clock (``None``: never).
+        """
+        rows = await self._run(_sql.list_owned, self._cfg.namespace, owner, self._clock(), read=True)
+        return [OwnedEntry(id, bytes(data), expires) for id, data, expires in rows]
+
+    async def invalidate_owned(self, owner: str, *, keep: Collection[str] = ()) -> int:
+        """Delete every live session linked to ``owner`` in this namespace, except the
+        IDs in ``keep``; returns how many were deleted.
+
+        One ``DELETE`` statement walking the owner index: every such session written
+        before the call is gone when it returns, whatever other processes write
+        meanwhile. Repeating it deletes nothing more and returns 0.
+        """
+        return await self._run(_sql.invalidate_owned, self._cfg.namespace, owner, list(keep), self._clock())
 
     async def purge(self, *, missing_ok: bool = True) -> int:
         """Delete every expired session in the file (all namespaces); returns how many.
