@@ -84,11 +84,7 @@ async def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
         try:
             raw = await read(m, key)
         except StorageError:
-            if m.on_storage_error == "raise":
-                raise
-            log.warning(
-                "%s %r: storage read failed; treating as no session", m.transport, m.name, exc_info=True
-            )
+            _raise_or_log(m, "storage read failed; treating as no session")
             return
         record = unpack_record(raw) if raw is not None else None
         if record is not None and record.name != m.name:
@@ -111,6 +107,14 @@ async def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
         if not st.dirty:  # a value set before the load stays the session
             st.value, st.data = value, record.data
         return
+
+
+def _raise_or_log(m: Mapping[Any], what: str) -> None:
+    """In an ``except StorageError`` block: raise it again, or, where the mapping was made
+    with ``on_storage_error="ignore"``, log it and let the request go on without."""
+    if m.on_storage_error == "raise":
+        raise  # re-raises what the caller caught: this runs inside its except block
+    log.warning("%s %r: %s", m.transport, m.name, what, exc_info=True)
 
 
 def open_id(m: Mapping[Any], text: str) -> tuple[tuple[str, bool] | None, str]:
@@ -342,9 +346,7 @@ async def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[
                 try:
                     await _touch(m, st.key, ttl, st.owner)
                 except StorageError:
-                    if m.on_storage_error == "raise":
-                        raise
-                    log.warning("%s %r: touch failed", m.transport, m.name, exc_info=True)
+                    _raise_or_log(m, "touch failed")
                     return
             headers.append(rs._send(m, f"{m.seal_id(st.id)}.{int(now)}", ttl, now))
 
