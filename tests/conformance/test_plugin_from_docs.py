@@ -90,6 +90,11 @@ def test_plugin_from_the_docs_installs_and_passes_the_kit(tmp_path: Path) -> Non
     assert "passed   test_data_survives_reopen" in kit.stdout
     assert "passed   test_namespaces_are_isolated" in kit.stdout
     assert "the storage has no write_if (satchel.CompareAndSet)" in kit.stdout
+    assert "the storage has no owner index (satchel.OwnerIndex)" in kit.stdout
+    # the page's example report is this run's tally (trio is not installed here, as it says)
+    tally = re.search(r"TestStorageURL: \d+ checks: .*", PAGE.read_text())
+    assert tally is not None
+    assert tally[0] in kit.stdout, re.findall(r"TestStorageURL: .*", kit.stdout)
 
     tests = _run(
         [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from satchel_conformance.servers._common import free_port
 
 BIN = Path(sys.executable).parent
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def _run(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -29,6 +31,18 @@ def test_satchel_conformance_memory_passes_and_lists_what_it_checked(tmp_path: P
     assert "no raw_read fixture" in out
     # nothing was left behind in the folder it ran from
     assert list(tmp_path.iterdir()) == []
+    # the docs count the checks a run reports, and list each one
+    page = (DOCS / "conformance.md").read_text()
+    ran = re.search(r"TestStorageURL: (\d+) checks", out)
+    assert ran is not None, out[-3000:]
+    assert re.findall(r"TestStorageURL: (\d+) checks", page) == [ran[1]], (
+        "docs/conformance.md's example report"
+    )
+    assert f"A run reports {ran[1]} checks" in page, "docs/conformance.md counts the checks"
+    checks = set(re.findall(r"^  \w+ +(test_\w+)", out, re.M))
+    assert len(checks) == int(ran[1]) - 1, sorted(checks)  # the event-loop check runs twice
+    undocumented = sorted(name for name in checks if f"| `{name}" not in page)
+    assert not undocumented, f"checks missing from the tables of docs/conformance.md: {undocumented}"
 
 
 def test_an_unknown_scheme_fails_once_with_the_plugin_error(tmp_path: Path) -> None:
