@@ -147,6 +147,19 @@ async def test_a_failed_compare_and_set_leaves_no_link(storage: Storage) -> None
     assert await storage.list_owned("ada") == []
 
 
+async def test_a_failed_write_keeps_the_link_of_the_session_in_place(storage: Storage) -> None:
+    # On a cluster the link is written before the compare-and-set: it must not shorten
+    # the link of a longer-lived session that the failed write leaves in place.
+    id = new_id()
+    assert await storage.write_owned(id, b"long", 100, owner="ada", expected=None)
+    assert not await storage.write_owned(id, b"short", 1, owner="ada", expected=None)
+    assert not await storage.write_owned(id, b"short", 1, owner="ada", expected=b"other")
+    ends = time.time() * 1000 + await storage.client.pttl(storage.key(id))
+    assert (await members(storage, "ada"))[id] >= ends - 5
+    assert await storage.client.pttl(storage.owner_key("ada")) > 90_000
+    assert await listed(storage, "ada") == {id: b"long"}
+
+
 async def test_a_write_owned_whose_reply_was_lost_is_recognised_when_sent_again(storage: Storage) -> None:
     # The script runs, then the connection drops before the reply arrives: the storage
     # sends it again with the retry flag, and the retry finds its own value in place.

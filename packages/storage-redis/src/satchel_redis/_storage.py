@@ -29,7 +29,8 @@ both and the guarantees come from ordering instead. ``write_owned`` links first 
 owner's slot), then runs the session's compare-and-set: a session never exists without
 its link. A failed compare-and-set removes a link it had just added. A link's score is
 its session's expiry plus the operation's deadline and a second for clock skew between
-nodes, since it is written before the session. ``list_owned`` and ``invalidate_owned``
+nodes, since it is written before the session; and a write only ever raises it, since
+the write may fail and leave a longer-lived session in place. ``list_owned`` and ``invalidate_owned``
 read the set, then the members' sessions (one pipeline, per node), so they are several
 round trips and not atomic with writes that run meanwhile; a member whose session is gone
 is skipped, and stays in the set until its score passes, since removing it could race a
@@ -111,19 +112,27 @@ end
 local function prune(owners, now)
   redis.call('ZREMRANGEBYSCORE', owners, '-inf', '(' .. ms(now))
 end
+local function number(score)
+  if score == 'inf' then return math.huge end
+  return tonumber(score)
+end
 -- the set expires when its longest-lived member does (a key lives through the ms of its
 -- expiry, hence the +1); an empty set is already gone
 local function settle(owners)
   local last = redis.call('ZRANGE', owners, -1, -1, 'WITHSCORES')
   if last[2] == nil then return end
-  local top = tonumber(last[2])
+  local top = number(last[2])
   if top == nil or top == math.huge then
     redis.call('PERSIST', owners)
   else
     redis.call('PEXPIREAT', owners, ms(top + 1))
   end
 end
-local function link(owners, member, px, slack, only_existing)
+-- mode 'set': the session has just been written, the score is its expiry. 'touch': the
+-- same, for a member already there only. 'raise' (Cluster, before the session is written):
+-- the score only grows, as the write may fail and leave a longer-lived session in place.
+-- Returns 1 when the member is new.
+local function link(owners, member, px, slack, mode)
   local now = clock()
   prune(owners, now)
   local added = 0
@@ -132,10 +141,18 @@ local function link(owners, member, px, slack, only_existing)
   else
     local score = 'inf'
     if px ~= '' then score = ms(now + tonumber(px) + tonumber(slack)) end
-    if only_existing then
-      redis.call('ZADD', owners, 'XX', score, member)
+    local old = redis.call('ZSCORE', owners, member)
+    local write
+    if mode == 'set' then
+      write = true
+    elseif mode == 'touch' then
+      write = old ~= false
     else
-      added = redis.call('ZADD', owners, score, member)
+      write = (not old) or number(old) < number(score)
+    end
+    if write then
+      redis.call('ZADD', owners, score, member)
+      if not old then added = 1 end
     end
   end
   settle(owners)
@@ -167,7 +184,7 @@ else
     redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   end
 end
-link(KEYS[2], ARGV[6], ARGV[4], '0', false)
+link(KEYS[2], ARGV[6], ARGV[4], '0', 'set')
 return 1
 """
 )
@@ -187,7 +204,7 @@ elseif ARGV[1] == '0' then
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
-link(KEYS[2], ARGV[2], ARGV[1], '0', true)
+link(KEYS[2], ARGV[2], ARGV[1], '0', 'touch')
 return 1
 """
 )
@@ -243,12 +260,12 @@ return gone
 
 # Cluster, in the owner's slot. KEYS[1] the owner's set. ARGV[1] expiry in ms ("" none),
 # ARGV[2] the session ID, ARGV[3] ms added to the score (the link is written before the
-# session, perhaps on another node's clock), ARGV[4] "1" to only move an existing member.
-# Returns 1 when the member is new.
+# session, perhaps on another node's clock), ARGV[4] the mode: "raise" before a write,
+# "touch" after a touch (see link). Returns 1 when the member is new.
 _LINK = (
     _OWNER_LIB
     + """
-return link(KEYS[1], ARGV[2], ARGV[1], ARGV[3], ARGV[4] == '1')
+return link(KEYS[1], ARGV[2], ARGV[1], ARGV[3], ARGV[4])
 """
 )
 
@@ -861,7 +878,7 @@ class RedisClusterStorage(_RedisBase):
         async def link_then_write(retrying: bool) -> int:
             nonlocal added, sent
             if px != "0":  # an expiry already run out deletes: nothing to link
-                new = await self._link_script(keys=[owners], args=[px, id, self._slack, "0"])
+                new = await self._link_script(keys=[owners], args=[px, id, self._slack, "raise"])
                 added = added or int(new) == 1
             resent, sent = sent, True
             args: list[bytes | str] = [has_expected, old, value, px, "1" if resent else "0"]
@@ -888,7 +905,7 @@ class RedisClusterStorage(_RedisBase):
         async def touch_then_link(retrying: bool) -> None:
             existed = await self._touch_session_script(keys=[key], args=[px])
             if int(existed) == 1 and px != "0":
-                await self._link_script(keys=[owners], args=[px, id, self._slack, "1"])
+                await self._link_script(keys=[owners], args=[px, id, self._slack, "touch"])
 
         await self._run("touch_owned", id, touch_then_link)
 
