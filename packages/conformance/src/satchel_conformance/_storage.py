@@ -334,7 +334,9 @@ class StorageContract(Contract, kit=True):
 
     What varies between backends is read from ``satchel.capabilities_of(storage)``:
     ``persistent``, ``max_value_size`` and ``event_loops``. A storage that offers
-    ``write_if`` (`satchel.CompareAndSet`) gets the compare-and-set checks.
+    ``write_if`` (`satchel.CompareAndSet`) gets the compare-and-set checks, and one that is a
+    `satchel.OwnerIndex` (all four owner methods) gets the owner-index checks; the checks a
+    storage has no capability for skip, saying which.
 
     Class attributes a subclass may set (command-line options override them):
 
