@@ -192,18 +192,29 @@ async def _put(
 
 async def _create(rs: RequestSessions, m: Mapping[Any], st: State, owner: str) -> None:
     record, ttl = _record(rs, m, st, owner)
+    session_id, key = await _insert(m, record, ttl, owner, conditional=bool(owner) or m.detect_conflicts)
+    _written(m, st, session_id, key, record, ttl, owner)
+
+
+async def _insert(
+    m: Mapping[Any], record: bytes, ttl: float | None, owner: str, *, conditional: bool = True
+) -> tuple[str, str]:
+    """Store ``record`` under a fresh ID; returns the ID and its key.
+
+    Unconditional where nothing asks otherwise: no other request can know a fresh random ID,
+    let alone have ended it.
+    """
     session_id = m.new_id()
     key = store_key(session_id)
-    if owner or m.detect_conflicts:
-        if not await _put(m, key, record, ttl, expected=None, owner=owner):
-            raise StorageError(
-                f"a fresh ID for {m.transport} {m.name!r} is taken in {m.storage!r}; the identity "
-                "generator repeats itself: give it more randomness"
-            )
-    else:  # a fresh random ID: nothing another request could have ended
+    if not conditional:
         with storage_errors(m, "write"):
             await m.store.write(key, record, ttl)
-    _written(m, st, session_id, key, record, ttl, owner)
+    elif not await _put(m, key, record, ttl, expected=None, owner=owner):
+        raise StorageError(
+            f"a fresh ID for {m.transport} {m.name!r} is taken in {m.storage!r}; the identity "
+            "generator repeats itself: give it more randomness"
+        )
+    return session_id, key
 
 
 async def _update(rs: RequestSessions, m: Mapping[Any], st: State, owner: str) -> None:
@@ -233,13 +244,7 @@ async def _rotate(rs: RequestSessions, m: Mapping[Any], st: State, owner: str) -
     assert st.key is not None
     old_key, old_raw = st.key, st.raw
     record, ttl = _record(rs, m, st, owner)
-    session_id = m.new_id()
-    key = store_key(session_id)
-    if not await _put(m, key, record, ttl, expected=None, owner=owner):
-        raise StorageError(
-            f"a fresh ID for {m.transport} {m.name!r} is taken in {m.storage!r}; the identity "
-            "generator repeats itself: give it more randomness"
-        )
+    session_id, key = await _insert(m, record, ttl, owner)
     if m.cas is None:
         st.dead.append((old_key, old_raw))
     else:
@@ -259,8 +264,9 @@ async def _finish_rotation(m: Mapping[Any], st: State) -> None:
             await m.store.write(successor_key(old_key), pack_tombstone(st.key), TOMBSTONE_TTL)
         replaced = await _replace(m, old_key, old_raw)
     except BaseException:
-        await _invalidate(m, st.key)  # the old session may still be alive: issue nothing new
-        st.end()
+        # the old session may still be alive: issue nothing new (the mapping is marked
+        # failed, so its cookie is left as it is)
+        await _invalidate(m, st.key)
         raise
     if not replaced:
         log.debug("%s %r: ended by another request; the new ID is not issued", m.transport, m.name)

@@ -362,7 +362,11 @@ class RequestSessions:
                 st.failed = True
                 raise
         for m, st in server:
-            await _server.drop(m, st)
+            try:
+                await _server.drop(m, st)
+            except BaseException:
+                st.failed = True
+                raise
 
     async def _commit(self, status: int = 200) -> list[Header]:
         """Write the changed sessions and return the headers to add to the response.
