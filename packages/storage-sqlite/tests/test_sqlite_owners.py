@@ -672,7 +672,9 @@ async def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_sessions(
     assert raw(path, "SELECT data FROM satchel_sessions WHERE namespace = 'other'") == [(b"o",)]
 
     fresh = tmp_path / "fresh.db"
-    await SQLiteStorage(fresh).read("-")
+    made = SQLiteStorage(fresh)
+    await made.read("-")
+    await made.aclose()
     assert schema_of(path) == schema_of(fresh)
     columns, objects, version = schema_of(path)
     assert version == _sql.SCHEMA_VERSION == 2
@@ -791,3 +793,35 @@ async def test_purge_still_creates_no_file(tmp_path: Path) -> None:
     finally:
         await storage.aclose()
     assert not path.exists()
+
+
+# -- owners it cannot keep ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("owner", "message"),
+    [
+        (None, "not NoneType"),
+        (b"ada", "not bytes"),
+        ("", "not 0"),
+        ("o" * 257, "not 257"),
+        ("ada\ud800", "lone surrogate"),
+    ],
+)
+async def test_an_owner_it_cannot_keep_is_a_value_error_that_does_not_name_it(
+    storage: SQLiteStorage, path: Path, owner: object, message: str
+) -> None:
+    await storage.write("plain", b"p", 60)
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: storage.write_owned("s", b"x", 60, owner=owner, expected=None),  # type: ignore[arg-type]
+        lambda: storage.write_owned("plain", b"x", 60, owner=owner, expected=b"p"),  # type: ignore[arg-type]
+        lambda: storage.touch_owned("plain", 60, owner=owner),  # type: ignore[arg-type]
+        lambda: storage.list_owned(owner),  # type: ignore[arg-type]
+        lambda: storage.invalidate_owned(owner),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=message) as caught:
+            await call()
+        if isinstance(owner, str) and owner:
+            assert owner not in str(caught.value)
+    assert raw(path, "SELECT id, data, owner FROM satchel_sessions") == [("plain", b"p", None)]
