@@ -160,6 +160,36 @@ async def test_a_failed_write_keeps_the_link_of_the_session_in_place(storage: St
     assert await listed(storage, "ada") == {id: b"long"}
 
 
+async def test_a_failed_write_on_a_cluster_spares_a_link_another_write_made_since(
+    satchel_redis_cluster_url: str,
+) -> None:
+    # Between this call's link and its compare-and-set, a write of the same ID links it
+    # (for longer) and writes it: the failed call must not take that session's link away.
+    store = RedisClusterStorage.from_url(satchel_redis_cluster_url, namespace=f"race-{secrets.token_hex(4)}")
+    id = new_id()
+    real = store._script
+    interleaved: list[bool] = []
+
+    async def another_write_first(**kwargs: Any) -> Any:
+        if not interleaved:
+            interleaved.append(True)
+            assert await store.write_owned(id, b"theirs", 120, owner="ada", expected=None)
+        return await real(**kwargs)
+
+    setattr(store, "_script", another_write_first)  # noqa: B010 - a stand-in for the script
+    try:
+        assert not await store.write_owned(id, b"mine", 60, owner="ada", expected=None)
+        assert interleaved == [True]
+        assert await listed(store, "ada") == {id: b"theirs"}
+        # and without an interleaved write, the failed call's own new link goes again
+        other = new_id()
+        await store.write(other, b"unowned", 60)
+        assert not await store.write_owned(other, b"mine", 60, owner="ada", expected=None)
+        assert set(await members(store, "ada")) == {id}
+    finally:
+        await store.aclose()
+
+
 async def test_a_write_owned_whose_reply_was_lost_is_recognised_when_sent_again(storage: Storage) -> None:
     # The script runs, then the connection drops before the reply arrives: the storage
     # sends it again with the retry flag, and the retry finds its own value in place.

@@ -131,11 +131,11 @@ end
 -- mode 'set': the session has just been written, the score is its expiry. 'touch': the
 -- same, for a member already there only. 'raise' (Cluster, before the session is written):
 -- the score only grows, as the write may fail and leave a longer-lived session in place.
--- Returns 1 when the member is new.
+-- Returns 1 when the member is new, and the score when this call wrote it.
 local function link(owners, member, px, slack, mode)
   local now = clock()
   prune(owners, now)
-  local added = 0
+  local added, written = 0, false
   if px == '0' then
     redis.call('ZREM', owners, member)
   else
@@ -152,11 +152,12 @@ local function link(owners, member, px, slack, mode)
     end
     if write then
       redis.call('ZADD', owners, score, member)
+      written = score
       if not old then added = 1 end
     end
   end
   settle(owners)
-  return added
+  return added, written
 end
 """
 
@@ -261,11 +262,28 @@ return gone
 # Cluster, in the owner's slot. KEYS[1] the owner's set. ARGV[1] expiry in ms ("" none),
 # ARGV[2] the session ID, ARGV[3] ms added to the score (the link is written before the
 # session, perhaps on another node's clock), ARGV[4] the mode: "raise" before a write,
-# "touch" after a touch (see link). Returns 1 when the member is new.
+# "touch" after a touch (see link). Returns [1 when the member is new, the score written
+# or nil].
 _LINK = (
     _OWNER_LIB
     + """
-return link(KEYS[1], ARGV[2], ARGV[1], ARGV[3], ARGV[4])
+local added, written = link(KEYS[1], ARGV[2], ARGV[1], ARGV[3], ARGV[4])
+return {added, written}
+"""
+)
+
+# Cluster, in the owner's slot, after a failed compare-and-set. KEYS[1] the owner's set.
+# ARGV[1] the session ID, ARGV[2] the score the failed call linked it with. The member
+# goes only while it holds that score: a write of the same ID that linked since has
+# raised it, and its session needs it.
+_UNLINK = (
+    _OWNER_LIB
+    + """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and number(score) == number(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
 """
 )
 
@@ -826,6 +844,7 @@ class RedisClusterStorage(_RedisBase):
     ) -> None:
         super().__init__(client, namespace=namespace, timeout=timeout, retry=retry, owns_client=owns_client)
         self._link_script: AsyncScript = client.register_script(_LINK)
+        self._unlink_script: AsyncScript = client.register_script(_UNLINK)
         self._members_script: AsyncScript = client.register_script(_MEMBERS)
         self._touch_session_script: AsyncScript = client.register_script(_TOUCH_SESSION)
         # A link is written before its session, within the same deadline, and perhaps on
@@ -866,30 +885,38 @@ class RedisClusterStorage(_RedisBase):
 
         Two round trips: the link (in the owner's slot), then the compare-and-set (in
         the session's), so the session never exists without its link. When the
-        compare-and-set fails, a link this call added is removed again.
+        compare-and-set fails, a link this call added is removed again, unless a write of
+        the same ID has linked it since.
         """
         key, owners, value = self.key(id), self.owner_key(owner), bytes(data)
         has_expected = "0" if expected is None else "1"
         old = b"" if expected is None else bytes(expected)
         px = _expiry_arg(ttl)
-        added = False
+        added = False  # whether this call made the member, rather than found it
+        score: bytes | None = None  # the score this call last gave the member
         sent = False  # whether the compare-and-set went out: a retry of it says so
 
         async def link_then_write(retrying: bool) -> int:
-            nonlocal added, sent
+            nonlocal added, score, sent
             if px != "0":  # an expiry already run out deletes: nothing to link
-                new = await self._link_script(keys=[owners], args=[px, id, self._slack, "raise"])
+                new, written = await self._link_script(keys=[owners], args=[px, id, self._slack, "raise"])
                 added = added or int(new) == 1
+                score = score if written is None else bytes(written)
             resent, sent = sent, True
             args: list[bytes | str] = [has_expected, old, value, px, "1" if resent else "0"]
             return int(await self._script(keys=[key], args=args))
 
         # a StorageError goes up as it is: the session may have been written, so its link stays
         outcome = await self._run("write_owned", id, link_then_write)
-        if outcome != 1 and added:
+        if outcome != 1 and added and score is not None:
             # best effort: a link left behind is harmless, its session does not exist
+            mine = score
             with contextlib.suppress(StorageError):
-                await self._run("write_owned", id, lambda retrying: self._client.zrem(owners, id))
+                await self._run(
+                    "write_owned",
+                    id,
+                    lambda retrying: self._unlink_script(keys=[owners], args=[id, mine]),
+                )
         if outcome < 0:
             raise _lost_insert(id)
         return outcome == 1
