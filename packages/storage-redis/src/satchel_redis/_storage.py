@@ -27,14 +27,15 @@ drop the members whose session is gone (``invalidate`` of one ID leaves its memb
 Cluster: the session and the owner's set live in different slots, so no script spans
 both and the guarantees come from ordering instead. ``write_owned`` links first (in the
 owner's slot), then runs the session's compare-and-set: a session never exists without
-its link. A failed compare-and-set removes a link it had just added. A link's score is
-its session's expiry plus the operation's deadline and a second for clock skew between
-nodes, since it is written before the session; and a write only ever raises it, since
-the write may fail and leave a longer-lived session in place. ``list_owned`` and ``invalidate_owned``
-read the set, then the members' sessions (one pipeline, per node), so they are several
-round trips and not atomic with writes that run meanwhile; a member whose session is gone
-is skipped, and stays in the set until its score passes, since removing it could race a
-write that has linked but not yet written.
+its link. A failed compare-and-set removes a link it had just added, while the link
+still holds the score it gave it. A link's score is its session's expiry plus the
+operation's deadline and a second for clock skew between nodes, since it is written
+before the session; and a write only ever raises it, since the write may fail and leave
+a longer-lived session in place. ``list_owned`` and ``invalidate_owned`` read the set,
+then the members' sessions (one pipeline, per node), so they are several round trips and
+not atomic with writes that run meanwhile; a member whose session is gone is skipped, and
+stays in the set until its score passes, since removing it could race a write that has
+linked but not yet written.
 """
 
 from __future__ import annotations
