@@ -39,6 +39,7 @@ import msgspec
 import satchel
 from redis.asyncio import Redis
 from satchel._codec import pack_record  # the record the middleware stores; bench only
+from satchel.testing import store_key  # what the middleware stores a session under
 from satchel_conformance.servers import redis as redis_server
 from satchel_redis import RedisStorage
 from starsessions.stores.redis import RedisStore
@@ -139,7 +140,8 @@ class Middleware:
         self.reader = satchel.SessionMiddleware(read_only_handler, sessions)
 
     async def fill(self, ids: list[str]) -> None:
-        await _fill(self.storage.client, (self.storage.key(i) for i in ids), LOGIN)
+        # the middleware stores a session under a digest of its ID, not the ID itself
+        await _fill(self.storage.client, (self.storage.key(store_key(i)) for i in ids), LOGIN)
 
     @staticmethod
     def scope(id: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from typing import Any
 
 import aiosqlite
 import satchel
+from satchel.testing import store_key  # what the middleware stores a session under
 from satchel_sqlite import SQLiteStorage
 
 VALUE = b"x" * 120  # a small login session, as serialized and signed
@@ -160,7 +161,8 @@ class Middleware:
             path,
             "satchel_sessions",
             "(namespace, id, data, expires_at, purge_after) VALUES ('', ?, ?, ?, ?)",
-            ((i, record, expiry, expiry + 300) for i in ids),
+            # under a digest of the ID, as the middleware stores a session
+            ((store_key(i), record, expiry, expiry + 300) for i in ids),
         )
 
     async def open(self) -> None:
