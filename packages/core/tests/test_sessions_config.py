@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import msgspec
@@ -145,15 +146,15 @@ async def test_asking_for_an_unmapped_type_names_the_mapped_ones(client_for: Any
 @pytest.mark.parametrize(
     ("base_url", "secure"),
     [
-        ("http://localhost", False),
-        ("http://127.0.0.1:8000", False),
+        ("http://localhost", False),  # an in-process test client: no real server says so
         ("http://testserver", False),
+        ("http://127.0.0.1:8000", True),  # what a real server behind a TLS proxy reports
         ("http://example.com", True),
         ("https://example.com", True),
         ("https://localhost", True),
     ],
 )
-async def test_secure_by_default_except_plain_http_on_a_local_host(
+async def test_secure_by_default_except_plain_http_through_a_test_client(
     client_for: Any, base_url: str, secure: bool
 ) -> None:
     async def put(s: satchel.RequestSessions, request: Any) -> Any:
@@ -179,3 +180,25 @@ async def test_host_prefix_always_secure(client_for: Any) -> None:
     [cookie] = set_cookies(await client.get("/put"))
     assert "; Secure" in cookie
     assert "; Partitioned" in cookie
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("inf"), float("nan"), -1, 0, 0.0, "3600", b"60", True, [60], datetime.timedelta(0)],
+)
+@pytest.mark.parametrize("label", ["max_age", "max_lifetime"])
+def test_a_duration_that_cannot_work_is_refused_when_the_mapping_is_built(label: str, value: object) -> None:
+    """Regression test: inf and nan were accepted, then every set() answered 500."""
+    with pytest.raises(satchel.ConfigError, match=label):
+        satchel.cookie(Cart, "CART", transformers=sign(), **{label: value})
+    with pytest.raises(satchel.ConfigError, match=label):
+        satchel.header(Cart, "X-Cart", storage=satchel.MemoryStorage(), **{label: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(3600, 3600.0), (1.5, 1.5), (datetime.timedelta(hours=1), 3600.0), (None, None)]
+)
+def test_durations_take_seconds_or_a_timedelta(value: object, seconds: float | None) -> None:
+    mapping = satchel.cookie(Cart, "CART", transformers=sign(), max_age=value, max_lifetime=value)  # type: ignore[arg-type]
+    assert mapping.max_age == seconds
+    assert mapping.max_lifetime == seconds

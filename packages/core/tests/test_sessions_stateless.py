@@ -245,3 +245,53 @@ async def test_stateless_value_carries_no_readable_secret_when_signed_only() -> 
     cookie = next(v for k, v in headers if k == b"set-cookie").decode()
     value = cookie.split(";")[0].split("=", 1)[1]
     assert b"visible-item" in base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+async def test_a_flood_of_duplicate_cookies_costs_three_checks(client_for: Any) -> None:
+    """Stateless values are verified three at most per request, as server-side IDs are
+    looked up; malformed ones cost nothing and do not count.
+
+    Regression test: every duplicate was verified (1 MiB of them, about 100 ms of CPU).
+    """
+    checked: list[bytes] = []
+
+    class Counting:
+        authenticates = True
+
+        def __init__(self) -> None:
+            self.sign = satchel.Sign(KEY)
+
+        def encode(self, data: bytes) -> bytes:
+            return self.sign.encode(data)
+
+        def decode(self, data: bytes) -> bytes | None:
+            checked.append(data)
+            return self.sign.decode(data)
+
+    client = client_for(make_app(cart_sessions(transformers=[Counting()]), show=show))
+    junk = base64.urlsafe_b64encode(b"\x00" * 300).decode().rstrip("=")
+    flood = "; ".join([f"CART={junk}"] * 2000 + ["CART=*not*base64*"] * 2000)
+    assert (await client.get("/show", headers={"cookie": flood})).json() is None
+    assert len(checked) == 3
+
+
+async def test_a_value_grown_in_place_past_the_cookie_budget_keeps_the_last_good_one(
+    client_for: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The handler answered already: no error page; the change is not sent, and it is logged."""
+
+    async def grow(s: satchel.RequestSessions, request: Any) -> Any:
+        cart = await s.get(Cart)
+        assert cart is not None
+        cart.items.append("x" * 5000)  # in place, after set(): only seen at response start
+        return "ok"
+
+    client = client_for(make_app(cart_sessions(), add=add, grow=grow, show=show))
+    await client.get("/add")
+    with caplog.at_level("ERROR", logger="satchel"):
+        response = await client.get("/grow")
+    assert response.status_code == 200
+    assert set_cookies(response) == []
+    assert "cannot be saved" in caplog.text
+    assert "4096" in caplog.text  # the budget it went past
+    assert (await client.get("/show")).json() == ["apple"]

@@ -72,12 +72,14 @@ def shop(*mappings: satchel.Mapping[Any], lifespan_log: list[str] | None = None)
     return satchel.SessionMiddleware(app, satchel.Sessions(*mappings))
 
 
-def stateless_cart() -> satchel.Mapping[Cart]:
-    return satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)])
+# These tests talk plain http to a real server, as a developer does on their machine: the
+# cookies say secure=False, or the client would (rightly) keep them to https.
+def stateless_cart(secure: bool | None = False) -> satchel.Mapping[Cart]:
+    return satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)], secure=secure)
 
 
 def server_side_login(storage: satchel.SessionStorage) -> satchel.Mapping[Login]:
-    return satchel.cookie(Login, "SID", storage=storage, transformers=[satchel.Sign(KEY)])
+    return satchel.cookie(Login, "SID", storage=storage, transformers=[satchel.Sign(KEY)], secure=False)
 
 
 def test_cookie_round_trip_over_the_wire() -> None:
@@ -86,7 +88,6 @@ def test_cookie_round_trip_over_the_wire() -> None:
         first = client.get("/add", params={"item": "apple"})
         assert first.status_code == 200
         (set_cookie,) = first.headers.get_list("set-cookie")
-        # plain http to a loopback address: no Secure, or the browser would drop it
         assert set_cookie.startswith("CART=")
         assert "Secure" not in set_cookie
         assert "HttpOnly" in set_cookie
@@ -97,6 +98,19 @@ def test_cookie_round_trip_over_the_wire() -> None:
     # a fresh client has no cookie, so no cart
     with serve(app) as host, httpx.Client(base_url=f"http://{host}") as client:
         assert client.get("/cart").json() is None
+
+
+def test_plain_http_behind_a_proxy_still_gets_secure_cookies_whatever_the_host_header() -> None:
+    """A proxy that terminates TLS forwards plain http, often from a loopback address and
+    with the upstream's address as Host: secure=None still means Secure there.
+
+    Regression test: Secure used to be left out for a local Host header.
+    """
+    app = shop(stateless_cart(secure=None))
+    with serve(app) as host, httpx.Client(base_url=f"http://{host}") as client:
+        for forwarded_host in (host, "localhost", "127.0.0.1:8000", "[::1]:8000"):
+            response = client.get("/add", params={"item": "apple"}, headers={"host": forwarded_host})
+            assert "; Secure" in response.headers["set-cookie"], forwarded_host
 
 
 def test_websocket_handshake_reads_the_session_set_over_http() -> None:

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import msgspec
 
-__all__ = ["b64encode", "b64decode", "store_key", "Envelope", "Record"]
+__all__ = ["b64encode", "b64decode", "store_key", "Envelope", "Record", "RECORD_OVERHEAD"]
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _VERSION = 1
@@ -77,6 +77,10 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
     created: float
     expires: float
     data: bytes
+
+
+RECORD_OVERHEAD = 64
+"""What a stored record adds around the session's bytes, at most, but for its attributes."""
 
 
 class Record(msgspec.Struct, array_like=True, frozen=True):

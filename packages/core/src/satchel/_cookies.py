@@ -3,39 +3,42 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from email.utils import formatdate
-from typing import Literal
+from typing import Any, Literal
 
 from ._exceptions import ConfigError
 
-__all__ = ["CookieAttributes", "parse_cookie_header", "is_local_host", "COOKIE_BUDGET"]
+__all__ = ["CookieAttributes", "parse_cookie_header", "secure_by_default", "COOKIE_BUDGET"]
 
 SameSite = Literal["lax", "strict", "none"]
 
 COOKIE_BUDGET = 4096
 """What browsers keep of one cookie: name, value and attributes together (RFC 6265 minimum)."""
 
-_LOCAL_NAMES = ("localhost", "testserver")
+# What an in-process test transport puts in the scope's "server"; a real server puts the
+# address of its own socket there (an IP address, or a socket path), never a host name.
+_TEST_TRANSPORTS = frozenset({"testserver", "localhost"})
 # RFC 6265: a cookie name is a token (visible ASCII but separators); attribute values are
 # visible ASCII without ';'
 _TOKEN = frozenset(chr(c) for c in range(0x21, 0x7F)) - frozenset('()<>@,;:\\"/[]?={}')
 _ATTRIBUTE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {";"}
 
 
-def is_local_host(host: str) -> bool:
-    """Whether ``host`` (without port) is this machine, where browsers treat http as secure.
+def secure_by_default(scope: Any) -> bool:
+    """Whether ``secure=None`` means ``Secure`` for a request with this ASGI scope.
 
-    ``testserver`` is the host name test clients use by default.
+    Always, but for plain ``http`` through an in-process test client (the scope's server is
+    ``testserver`` or ``localhost``, names no real server reports). Nothing a client or a
+    proxy sends (``Host``, ``X-Forwarded-*``) is looked at: behind a proxy that terminates
+    TLS the scope says ``http`` and the server's address is often a loopback one, and the
+    cookie must still be ``Secure``. Browsers accept ``Secure`` cookies from
+    ``http://localhost`` and ``http://127.0.0.1``, so local development works too.
     """
-    host = host.lower().rstrip(".")
-    if host in _LOCAL_NAMES or host.endswith(".localhost"):
+    if scope.get("scheme", "http") not in ("http", "ws"):
         return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    server = scope.get("server")
+    return not (server and server[0] in _TEST_TRANSPORTS)
 
 
 def parse_cookie_header(values: Iterable[bytes]) -> dict[str, list[str]]:
@@ -126,10 +129,9 @@ class CookieAttributes:
         self.overhead = len(f"{name}=; Max-Age=9999999999; Expires={formatdate(0, usegmt=True)}")
         self.overhead += len(self._tail) + len("; Secure")
 
-    def wants_secure(self, scope_scheme: str, host: Callable[[], str]) -> bool:
-        if self.secure is not None:
-            return self.secure
-        return scope_scheme in ("https", "wss") or not is_local_host(host())
+    def wants_secure(self, default: bool) -> bool:
+        """``Secure`` or not, given what ``secure=None`` means for this request."""
+        return default if self.secure is None else self.secure
 
     def set_cookie(self, value: str, max_age: float | None, now: float, secure: bool) -> bytes:
         tail = self._tail_secure if secure else self._tail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import inspect
 import logging
 import math
@@ -46,6 +47,7 @@ HEADER_BUDGET = 8192
 """Largest header value accepted or sent by default; servers commonly cap a header near 8 KiB."""
 
 OnStorageError = Literal["raise", "ignore"]
+Duration = float | int | datetime.timedelta
 SerializerSpec = Serializer[Any] | str | Callable[[type[Any]], Serializer[Any]] | None
 
 
@@ -75,8 +77,8 @@ class Mapping(Generic[T]):
         serializer: SerializerSpec,
         transformers: Sequence[Transformer],
         identity: IdentityGenerator | None,
-        max_age: float | None,
-        max_lifetime: float | None,
+        max_age: Duration | None,
+        max_lifetime: Duration | None,
         rolling: bool,
         on_storage_error: OnStorageError,
         detect_conflicts: bool,
@@ -87,9 +89,9 @@ class Mapping(Generic[T]):
         self.type = type
         self.name = name
         self.transport = transport
-        for label, seconds in (("max_age", max_age), ("max_lifetime", max_lifetime)):
-            if seconds is not None and seconds <= 0:
-                raise ConfigError(f"{transport} {name!r}: {label}={seconds}; give seconds > 0 or None")
+        where = f"{transport} {name!r}"
+        max_age = duration(max_age, "max_age", where)
+        max_lifetime = duration(max_lifetime, "max_lifetime", where)
         if on_storage_error not in ("raise", "ignore"):
             raise ConfigError(f"on_storage_error={on_storage_error!r}; use 'raise' or 'ignore'")
         self.max_age = max_age
@@ -212,6 +214,10 @@ class Mapping(Generic[T]):
             data = t.encode(data)
         return b64encode(data)
 
+    def well_formed(self, text: str) -> bool:
+        """Whether ``text`` gets as far as the transformers (not empty, within size, base64url)."""
+        return 0 < len(text) <= self.max_size and b64decode(text) is not None
+
     def _open(self, text: str) -> tuple[bytes, bool] | None:
         """The bytes inside ``text`` and whether they need re-issuing; ``None``: refused."""
         if len(text) > self.max_size:
@@ -305,6 +311,30 @@ class Mapping(Generic[T]):
             raise SessionTooLarge(self.name, size, budget)
 
 
+def duration(value: object, label: str, where: str) -> float | None:
+    """``value`` (seconds, or a ``timedelta``) as seconds; ``None`` stays ``None``.
+
+    Anything else, and anything not finite and positive, is a `ConfigError` here, when the
+    mapping is built: not an error page at the first ``set``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ConfigError(
+            f"{where}: {label}={value!r} is not a duration; give seconds (an int or float) or a "
+            "datetime.timedelta, or None for no limit"
+        )
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(
+            f"{where}: {label}={value!r}; give a finite number of seconds > 0, or None for no limit"
+        )
+    return seconds
+
+
 def _check_name(name: str, what: str) -> None:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{what} name must be a non-empty string, got {name!r}")
@@ -334,8 +364,8 @@ def cookie(
     serializer: SerializerSpec = None,
     transformers: Sequence[Transformer] = (),
     identity: IdentityGenerator | None = None,
-    max_age: float | None = DEFAULT_MAX_AGE,
-    max_lifetime: float | None = None,
+    max_age: Duration | None = DEFAULT_MAX_AGE,
+    max_lifetime: Duration | None = None,
     rolling: bool = True,
     path: str = "/",
     domain: str | None = None,
@@ -402,8 +432,8 @@ def header(
     serializer: SerializerSpec = None,
     transformers: Sequence[Transformer] = (),
     identity: IdentityGenerator | None = None,
-    max_age: float | None = DEFAULT_MAX_AGE,
-    max_lifetime: float | None = None,
+    max_age: Duration | None = DEFAULT_MAX_AGE,
+    max_lifetime: Duration | None = None,
     rolling: bool = True,
     max_size: int = HEADER_BUDGET,
     on_storage_error: OnStorageError = "raise",

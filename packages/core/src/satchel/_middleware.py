@@ -71,7 +71,9 @@ class SessionMiddleware:
 def _merge(headers: Any, added: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     out = list(headers)
     for name, value in added:
-        if name == b"vary":
+        if name == b"cache-control":
+            _make_private(out)
+        elif name == b"vary":
             for i, (k, v) in enumerate(out):
                 if k.lower() == b"vary":
                     have = {p.strip().lower() for p in v.split(b",")}
@@ -101,3 +103,22 @@ def sessions_of(request: Any) -> RequestSessions:
             "satchel.SessionMiddleware(app, sessions), outermost"
         )
     return found  # type: ignore[no-any-return]
+
+
+def _make_private(headers: list[tuple[bytes, bytes]]) -> None:
+    """Merge ``private`` into the response's Cache-Control: a shared cache must not keep a
+    response that carries a session. What the app set stays, but for what would let a
+    shared cache keep it (``public``, ``s-maxage``); ``no-store`` or ``private`` already
+    there are at least as strict."""
+    for i, (k, v) in enumerate(headers):
+        if k.lower() == b"cache-control":
+            directives = [d.strip() for d in v.split(b",") if d.strip()]
+            names = {d.partition(b"=")[0].strip().lower() for d in directives}
+            if b"no-store" in names or b"private" in names:
+                return
+            kept = [
+                d for d in directives if d.partition(b"=")[0].strip().lower() not in (b"public", b"s-maxage")
+            ]
+            headers[i] = (k, b", ".join([b"private", *kept]))
+            return
+    headers.append((b"cache-control", b"private"))

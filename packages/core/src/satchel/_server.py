@@ -26,20 +26,20 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ._codec import Record, pack_record, pack_tombstone, store_key, unpack_record
+from ._codec import RECORD_OVERHEAD, Record, pack_record, pack_tombstone, store_key, unpack_record
 from ._exceptions import StorageError
-from ._state import Phase, State
+from ._state import MAX_CANDIDATES, Phase, State
 from ._storage_calls import conflict, storage_errors
+from ._types import capabilities_of
 
 if TYPE_CHECKING:
     from ._mapping import Mapping
     from ._sessions import Header, RequestSessions
 
-__all__ = ["MAX_CANDIDATES", "clear", "commit", "drop", "end_key", "load", "open_id", "save"]
+__all__ = ["clear", "commit", "drop", "end_key", "load", "open_id", "save"]
 
 log = logging.getLogger("satchel")
 
-MAX_CANDIDATES = 3  # same-named cookies looked up in storage, at most, per request
 _RETRIES = 4  # compare-and-set attempts against records other requests keep rewriting
 _CHAIN = 8  # tombstones followed from one ended session, at most
 # How long a tombstone outlives its session: longer than any request that read the session
@@ -120,19 +120,19 @@ def _raise_or_log(m: Mapping[Any], what: str) -> None:
 def open_id(m: Mapping[Any], text: str) -> tuple[tuple[str, bool] | None, str]:
     """The ID in a server-side value ``<sealed id>.<when it was last sent>``, and the hint.
 
-    The hint is not protected: whatever follows the ID must not lose the session. A
-    custom generator's IDs may hold dots themselves: the last dot is tried first, then the first.
+    Exactly ``<id>`` or ``<id>.<1 to 12 digits>``: anything else after the last dot is
+    taken as part of the ID, which then reads as no session unless the generator could
+    have made it (a custom generator's IDs may hold dots). The hint is not protected:
+    whatever it says must not lose the session.
     """
-    sealed, _, hint = text.rpartition(".")
-    opened = m.open_id(sealed) if sealed else None
-    if opened is None:
-        sealed, _, hint = text.partition(".")
-        opened = m.open_id(sealed)
-    return opened, hint
+    sealed, dot, hint = text.rpartition(".")
+    if not (dot and sealed and 0 < len(hint) <= 12 and hint.isascii() and hint.isdigit()):
+        sealed, hint = text, ""
+    return m.open_id(sealed), hint
 
 
 def _parse_hint(hint: str) -> float:
-    return float(hint) if hint.isascii() and hint.isdigit() and len(hint) <= 12 else 0.0
+    return float(hint) if hint else 0.0
 
 
 # -- the handler's clear -------------------------------------------------------------
@@ -160,6 +160,10 @@ async def save(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
     changed = rs._changed(m, st)
     regen, st.regen = st.regen, False
     if st.data is None or st.value is None:
+        return
+    if changed and len(st.data) + RECORD_OVERHEAD > capabilities_of(m.store).max_value_size:
+        # grown in place past what the storage accepts (set() refuses it in the handler)
+        rs._refuse(m, st, st.data, f"{len(st.data)} bytes, more than {m.storage!r} accepts")
         return
     owner = m.owner_of(st.value) if m.owner is not None else ""
     if st.found and (regen or owner != st.owner):  # a new owner is a new session (fixation)

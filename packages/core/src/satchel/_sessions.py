@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar, overload
 
 from . import _server, _stateless
-from ._cookies import parse_cookie_header
+from ._codec import RECORD_OVERHEAD
+from ._cookies import parse_cookie_header, secure_by_default
 from ._exceptions import ConfigError, SerializationError, SessionTooLarge
 from ._mapping import Mapping
 from ._owners import SessionInfo, check_attributes, list_owned, revoke_owner, revoke_session
@@ -36,15 +37,24 @@ class Sessions:
         ... )
 
     ``clock`` returns Unix seconds; tests may pass their own to move time.
+
+    ``private`` (default ``True``): a response that sets or deletes a session cookie or
+    header also gets ``Cache-Control: private``, merged into what the app set (``public``
+    and ``s-maxage`` are dropped; ``no-store`` or ``private`` already there are kept), so
+    no shared cache hands one visitor's session to another. ``False`` leaves
+    ``Cache-Control`` to the app.
     """
 
-    def __init__(self, *mappings: Mapping[Any], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *mappings: Mapping[Any], clock: Callable[[], float] = time.time, private: bool = True
+    ) -> None:
         if not mappings:
             raise ConfigError(
                 "Sessions() needs at least one mapping: satchel.cookie(...) or satchel.header(...)"
             )
         self.mappings = mappings
         self.clock = clock
+        self.private = private
         self._by_type: dict[Any, Mapping[Any]] = {}
         self._by_name: dict[str, Mapping[Any]] = {}
         headers: dict[str, Mapping[Any]] = {}
@@ -150,15 +160,14 @@ class RequestSessions:
     response start only the mappings that changed are written.
     """
 
-    __slots__ = ("_headers", "_jar", "_scheme", "_server", "_sessions", "_states")
+    __slots__ = ("_headers", "_jar", "_secure", "_sessions", "_states")
 
     def __init__(self, sessions: Sessions, scope: MutableMapping[str, Any]) -> None:
         self._sessions = sessions
         # what the request path needs of the scope, not the scope itself: the scope holds
         # this object, and a cycle would leave every request to the cycle collector
         self._headers = scope.get("headers", ())
-        self._scheme: str = scope.get("scheme", "http")
-        self._server = scope.get("server")
+        self._secure = secure_by_default(scope)
         self._states: dict[Mapping[Any], State] | None = None
         self._jar: dict[str, list[str]] | None = None
 
@@ -263,7 +272,9 @@ class RequestSessions:
             _stateless.seal(self, m, st, data)
         else:
             limit = capabilities_of(m.storage).max_value_size
-            overhead = 64 + sum(len(k) + len(v) for k, v in (attributes or st.attributes or {}).items())
+            overhead = RECORD_OVERHEAD + sum(
+                len(k) + len(v) for k, v in (attributes or st.attributes or {}).items()
+            )
             if len(data) + overhead > limit:  # the record adds its header to the data
                 raise SessionTooLarge(m.name, len(data) + overhead, limit, storage=m.storage)
             if attributes is not None:
@@ -388,6 +399,8 @@ class RequestSessions:
                     _stateless.commit(self, m, st, headers)
                 else:
                     await _server.commit(self, m, st, headers)
+        if headers and self._sessions.private:  # a session travels: no shared cache may keep it
+            headers.append((b"cache-control", b"private"))
         headers.append((b"vary", vary.encode("latin-1")))
         return headers
 
@@ -410,12 +423,12 @@ class RequestSessions:
 
     def _refuse(self, m: Mapping[Any], st: State, refused: bytes | str, problem: str) -> None:
         """Keep the last good value instead of an in-place change that would not read
-        back; say so once per request, not at every save."""
+        back or no longer fits; say so once per request, not at every save."""
         if refused != st.refused:
             st.refused = refused
             log.error(
-                "%s %r: the session was changed in place into a value that would not read "
-                "back (%s); the change is not saved, the last good value stays",
+                "%s %r: the session was changed in place into a value that cannot be saved "
+                "(%s); the change is not saved, the last good value stays",
                 m.transport,
                 m.name,
                 problem,
@@ -428,14 +441,13 @@ class RequestSessions:
     def _send(self, m: Mapping[Any], text: str, lifetime: float | None, now: float) -> Header:
         if m.attributes is None:
             return (m.header_key, text.encode("latin-1"))
-        secure = m.attributes.wants_secure(self._scheme, lambda: _host(self._headers, self._server))
+        secure = m.attributes.wants_secure(self._secure)
         return (b"set-cookie", m.attributes.set_cookie(text, lifetime, now, secure))
 
     def _delete(self, m: Mapping[Any]) -> Header:
         if m.attributes is None:
             return (m.header_key, b"")
-        secure = m.attributes.wants_secure(self._scheme, lambda: _host(self._headers, self._server))
-        return (b"set-cookie", m.attributes.delete_cookie(secure))
+        return (b"set-cookie", m.attributes.delete_cookie(m.attributes.wants_secure(self._secure)))
 
 
 def _reads_back(m: Mapping[Any], data: bytes) -> str | None:
@@ -452,14 +464,3 @@ def _reads_back(m: Mapping[Any], data: bytes) -> str | None:
 def _is_class(type_: Any) -> bool:
     """Whether ``isinstance`` can check a value against the session type."""
     return isinstance(type_, type) and type_ is not dict and not typing.is_typeddict(type_)
-
-
-def _host(headers: Any, server: Any) -> str:
-    """The request's host name, without the port."""
-    for k, v in headers:
-        if k == b"host":
-            host: str = v.decode("latin-1")
-            if host.startswith("["):
-                return host[: host.find("]") + 1]
-            return host.partition(":")[0]
-    return str(server[0]) if server else ""

@@ -5,7 +5,11 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-__all__ = ["Phase", "State"]
+__all__ = ["MAX_CANDIDATES", "Phase", "State"]
+
+MAX_CANDIDATES = 3
+"""Same-named cookies (or headers) a request looks at, at most, per mapping: each costs a
+MAC check, a decryption or a storage read. Values refused before any work do not count."""
 
 
 class Phase(enum.Enum):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ._state import Phase, State
+from ._exceptions import SessionTooLarge
+from ._state import MAX_CANDIDATES, Phase, State
 
 if TYPE_CHECKING:
     from ._mapping import Mapping
@@ -19,10 +20,16 @@ log = logging.getLogger("satchel")
 def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
     st.phase = Phase.ABSENT
     now = rs._sessions.clock()
+    refused = 0
     for text in rs._incoming(m):
         opened = m.open_stateless(text, now)
         if opened is None:
             log.debug("%s %r: refused an invalid or expired value", m.transport, m.name)
+            # each well-formed value costs a MAC check or a decryption: a flood of
+            # duplicates must not cost more than a few (malformed ones cost nothing)
+            refused += m.well_formed(text)
+            if refused >= MAX_CANDIDATES:
+                return
             continue
         data, created, expires, reissue = opened
         value = rs._decode(m, data)
@@ -63,5 +70,13 @@ def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[Header
         text, lifetime = st.sealed[2], st.sealed[3]
     else:
         text, lifetime = m.seal_stateless(st.data, st.created if st.found else now, now)
-        m.check_size(text)
+        try:
+            m.check_size(text)
+        except SessionTooLarge as exc:
+            # grown in place past what the transport carries, after the handler answered:
+            # as for a change that would not read back, the last good value stays
+            rs._refuse(m, st, st.data, str(exc))
+            if st.sealed is None:
+                return  # the client keeps the value it sent
+            text, lifetime = st.sealed[2], st.sealed[3]
     headers.append(rs._send(m, text, lifetime, now))

@@ -53,7 +53,7 @@ async def _apply(client: _Client, request: RequestSessions) -> None:
     import httpx
 
     for name, value in await request._commit():
-        if name == b"vary":
+        if name in (b"vary", b"cache-control"):
             continue
         text = value.decode("latin-1")
         if name == b"set-cookie":
