@@ -175,11 +175,11 @@ async def end_others(request: Request) -> Response:
     return RedirectResponse("/account", status_code=303)
 
 
-def build_app(storage_url: str | None = None) -> satchel.SessionMiddleware:
+def build_app(storage_url: str | None = None, *, secure: bool | None = None) -> satchel.SessionMiddleware:
     VAR.mkdir(parents=True, exist_ok=True)
     key = secret()
     sessions = satchel.Sessions(
-        satchel.cookie(Cart, "cart", transformers=[satchel.Sign(key)], max_age=7 * 24 * 3600),
+        satchel.cookie(Cart, "cart", transformers=[satchel.Sign(key)], max_age=7 * 24 * 3600, secure=secure),
         satchel.cookie(
             Login,
             "sid",
@@ -188,6 +188,7 @@ def build_app(storage_url: str | None = None) -> satchel.SessionMiddleware:
             max_lifetime=12 * 3600,
             transformers=[satchel.Sign(key)],
             owner=lambda login: login.user,  # lets the account page list and end every device
+            secure=secure,
         ),
     )
     routes = [
@@ -210,7 +211,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--storage", default=None, help="storage URL for the login (default: SQLite)")
     args = parser.parse_args()
-    app = build_app(args.storage)
+    # secure=None would mark the cookies Secure, which some browsers (Safari) refuse over
+    # plain http even on this machine: the demo, served over http on a loopback address,
+    # says secure=False itself. An app behind a TLS proxy keeps the default.
+    local = args.host in ("127.0.0.1", "localhost", "::1")
+    app = build_app(args.storage, secure=False if local else None)
     print(f"satchel demo shop: http://{args.host}:{args.port}/  (sessions in {VAR.resolve()})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
