@@ -37,7 +37,13 @@ class PluginError(ConfigError):
 
 
 class StorageError(SatchelError):
-    """The session storage failed; the backend's own exception is chained as ``__cause__``."""
+    """The session storage failed; the backend's own exception is chained as ``__cause__``.
+
+    A call that failed on a timeout may still have been carried out by the backend, later.
+    satchel's writes are safe under that: an update is a compare-and-set against what the
+    request read, so a late one cannot bring back a session ended meanwhile, and ending a
+    session or revoking an owner may be retried.
+    """
 
 
 class SessionConflict(StorageError):
