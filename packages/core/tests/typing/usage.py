@@ -239,3 +239,29 @@ async def careful(request: Request) -> Response:
     except satchel.StorageError:
         return JSONResponse({}, status_code=503)
     return JSONResponse({})
+
+
+# -- owners: sign out everywhere ----------------------------------------------------------------
+
+
+owned = satchel.Sessions(
+    satchel.cookie(Login, "SID", storage="memory://", owner=lambda login: login.user, max_age=3600),
+)
+
+
+async def account(request: Request) -> Response:
+    s = satchel.sessions_of(request)
+    listed = await s.list_owned(Login)
+    assert_type(listed, list[satchel.SessionInfo])
+    assert_type(listed[0].expires, float | None)
+    assert_type(await s.handle(Login), str | None)
+    assert_type(await s.revoke_owner(Login, keep_current=True), int)
+    assert_type(await s.revoke_session(Login, listed[0].handle), bool)
+    s.set(Login(user="ada"), attributes={"device": "phone"})
+    return JSONResponse([info.handle for info in listed])
+
+
+async def lock_account(user: str) -> int:
+    assert_type(await owned.list_owned(Login, user), list[satchel.SessionInfo])
+    assert_type(await owned.revoke_session(Login, user, "handle"), bool)
+    return await owned.revoke_owner(Login, user)

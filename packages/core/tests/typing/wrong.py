@@ -87,3 +87,15 @@ async def view(request: Request) -> None:
     s.regenerate(Login, Cart)  # E: call-arg
     forgot_await = s.get(Cart).items  # E: attr-defined
     print(login, cart, named, wrong_factory, forgot_await)
+
+
+satchel.cookie(
+    Login, "SID", storage="memory://", owner=lambda login: len(login.user)
+)  # E: arg-type, return-value
+satchel.cookie(Login, "SID", storage="memory://", owner="user")  # E: arg-type
+
+
+async def account(request: Request) -> None:
+    s = satchel.sessions_of(request)
+    s.set(Login(user="ada"), attributes={"visits": 3})  # E: dict-item
+    await s.revoke_owner(Login, True)  # E: call-arg
