@@ -19,7 +19,7 @@ from ._identity import TokenId, token_id
 from ._mapping import Mapping, cookie, header
 from ._memory import MemoryStorage
 from ._middleware import SessionMiddleware, sessions_of
-from ._owners import SessionInfo
+from ._owners import SessionInfo, check_owner
 from ._plugins import (
     PluginInfo,
     Registry,
@@ -91,4 +91,5 @@ __all__ = [
     "open_storage",
     "serializer",
     "transformer",
+    "check_owner",
 ]

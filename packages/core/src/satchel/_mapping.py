@@ -196,7 +196,10 @@ class Mapping(Generic[T]):
         from ._owners import check_owner
 
         assert self.owner is not None
-        return check_owner(self.owner(value), f"{self.transport} {self.name!r}: owner=")
+        try:
+            return check_owner(self.owner(value))
+        except ValueError as exc:
+            raise ValueError(f"{self.transport} {self.name!r}: owner= gave no usable owner: {exc}") from None
 
     @staticmethod
     def is_handle(handle: str) -> bool:

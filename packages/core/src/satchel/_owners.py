@@ -60,11 +60,28 @@ class SessionInfo:
     current: bool = False
 
 
-def check_owner(owner: object, where: str) -> str:
-    if not isinstance(owner, str) or not owner:
-        raise ValueError(f"{where}: the owner must be a non-empty string, got {owner!r}")
-    if len(owner) > MAX_OWNER:
-        raise ValueError(f"{where}: the owner is {len(owner)} characters long; at most {MAX_OWNER} are kept")
+def check_owner(owner: object) -> str:
+    """``owner`` if an owner index can hold it: a string of 1 to 256 characters that is valid
+    Unicode; else ``ValueError``.
+
+    The message gives the owner's type or length, never the owner itself (often an e-mail
+    address or a user name, which has no place in an error log). Storages that keep an
+    owner index check what they are given with it too.
+
+    Added in version 0.2.
+    """
+    if not isinstance(owner, str):
+        # not only a type check: None would match, or store, every unowned session
+        raise ValueError(f"an owner must be a non-empty string, not {type(owner).__name__}")
+    if not 0 < len(owner) <= MAX_OWNER:
+        raise ValueError(f"an owner must be 1 to {MAX_OWNER} characters long, not {len(owner)}")
+    try:
+        owner.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "an owner must be valid Unicode text: it holds a lone surrogate, which no storage "
+            "can keep as text"
+        ) from None  # the encoding error holds the owner itself
     return owner
 
 
@@ -89,7 +106,7 @@ async def list_owned(
 ) -> list[SessionInfo]:
     owners = m.require_owners()
     with storage_errors(m, "list_owned"):
-        entries = await owners.list_owned(check_owner(owner, "list_owned"))
+        entries = await owners.list_owned(check_owner(owner))
     found = []
     for entry in entries:
         record = unpack_record(entry.data)
@@ -115,14 +132,12 @@ async def list_owned(
 async def revoke_owner(m: Mapping[Any], owner: str, keep: str | None = None) -> int:
     owners = m.require_owners()
     with storage_errors(m, "invalidate_owned"):
-        return await owners.invalidate_owned(
-            check_owner(owner, "revoke_owner"), keep=() if keep is None else (keep,)
-        )
+        return await owners.invalidate_owned(check_owner(owner), keep=() if keep is None else (keep,))
 
 
 async def revoke_session(m: Mapping[Any], owner: str, handle: str) -> bool:
     m.require_owners()
-    check_owner(owner, "revoke_session")
+    check_owner(owner)
     if not isinstance(handle, str) or not m.is_handle(handle):
         return False
     with storage_errors(m, "read"):

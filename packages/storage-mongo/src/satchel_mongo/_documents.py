@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote_plus
 
-from satchel import ConfigError, OwnedEntry
+from satchel import ConfigError, OwnedEntry, check_owner  # check_owner: one check, the core's
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -36,7 +36,6 @@ __all__ = [
     "MAX_VALUE_SIZE",
     "TTL_INDEX_NAME",
     "OWNER_INDEX_NAME",
-    "MAX_OWNER",
     "MongoURL",
     "parse_url",
     "client_options",
@@ -79,7 +78,6 @@ MIN_DRIVER = (4, 13)
 MAX_VALUE_SIZE = 16 * 1024 * 1024 - 64 * 1024
 TTL_INDEX_NAME = "satchel_expires"
 OWNER_INDEX_NAME = "satchel_owner"
-MAX_OWNER = 256
 
 _OWN_QUERY_KEYS = frozenset({"namespace", "collection"})
 _LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
@@ -183,27 +181,6 @@ def check_namespace(namespace: str | None) -> str | None:
     if namespace is not None and not isinstance(namespace, str):
         raise ConfigError(f"namespace must be a string, not {type(namespace).__name__}")
     return namespace or None
-
-
-def check_owner(owner: object) -> str:
-    """``owner``, if it is a string the owner index can hold; else ``ValueError``.
-
-    The message gives the owner's type and length, never the owner itself (often an
-    e-mail address or a user name, which has no place in an error log).
-    """
-    if not isinstance(owner, str):
-        # not only a type check: None would match every unowned session of the namespace
-        raise ValueError(f"an owner must be a non-empty string, not {type(owner).__name__}")
-    if not 0 < len(owner) <= MAX_OWNER:
-        raise ValueError(f"an owner must be 1 to {MAX_OWNER} characters long, not {len(owner)}")
-    try:
-        owner.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(
-            "an owner must be valid Unicode text: it holds a lone surrogate, and MongoDB "
-            "stores strings as UTF-8"
-        ) from None  # the encoding error holds the owner itself
-    return owner
 
 
 def document_id(namespace: str | None, id: str) -> str | dict[str, str]:

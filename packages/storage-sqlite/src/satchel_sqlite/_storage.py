@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError
+from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError, check_owner
 
 from . import _sql
 from ._url import MEMORY, Config, config, make_config
@@ -30,7 +30,6 @@ _PURGE_LIMIT = 64
 # What `purge()` deletes per transaction, so requests still get the lock in between.
 _PURGE_BATCH = 1000
 # The longest owner, in characters (`satchel.OwnerIndex`).
-_MAX_OWNER = 256
 
 
 class SQLiteStorage:
@@ -248,7 +247,7 @@ class SQLiteStorage:
         plain `write` or `write_if` of ``id`` stores it unowned again. ``ValueError``
         for an owner that is not a string of 1 to 256 characters.
         """
-        _check_owner(owner)
+        check_owner(owner)
         return await self._run(
             _sql.write_if,
             self._cfg.namespace,
@@ -262,7 +261,7 @@ class SQLiteStorage:
 
     async def touch_owned(self, id: str, ttl: float | None, *, owner: str) -> None:
         """`touch`: the link is a column of the session's row, so it moves with it."""
-        _check_owner(owner)
+        check_owner(owner)
         await self.touch(id, ttl)
 
     async def list_owned(self, owner: str) -> list[OwnedEntry]:
@@ -270,7 +269,7 @@ class SQLiteStorage:
 
         ``expires`` is in Unix seconds on this storage's clock (``None``: never).
         """
-        _check_owner(owner)
+        check_owner(owner)
         rows = await self._run(_sql.list_owned, self._cfg.namespace, owner, self._clock(), read=True)
         return [OwnedEntry(id, bytes(data), expires) for id, data, expires in rows]
 
@@ -282,7 +281,7 @@ class SQLiteStorage:
         before the call is gone when it returns, whatever other processes write
         meanwhile. Repeating it deletes nothing more and returns 0.
         """
-        _check_owner(owner)
+        check_owner(owner)
         return await self._run(_sql.invalidate_owned, self._cfg.namespace, owner, list(keep), self._clock())
 
     async def purge(self, *, missing_ok: bool = True) -> int:
@@ -332,25 +331,6 @@ async def _close(writer: _Pair, reader: _Pair) -> None:
             await reader[0].close()
     finally:
         await writer[0].close()
-
-
-def _check_owner(owner: object) -> None:
-    """``ValueError`` unless ``owner`` is text the owner column can hold.
-
-    Not only a type check: ``None`` would store a session unowned and report success.
-    The message gives the owner's type or length, never the owner (often an e-mail
-    address or a user name, which has no place in an error log).
-    """
-    if not isinstance(owner, str):
-        raise ValueError(f"an owner must be a non-empty string, not {type(owner).__name__}")
-    if not 0 < len(owner) <= _MAX_OWNER:
-        raise ValueError(f"an owner must be 1 to {_MAX_OWNER} characters long, not {len(owner)}")
-    try:
-        owner.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(
-            "an owner must be valid Unicode text: it holds a lone surrogate, and SQLite stores text as UTF-8"
-        ) from None  # the encoding error holds the owner itself
 
 
 def _closed(path: str) -> str:
