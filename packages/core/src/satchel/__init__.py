@@ -44,6 +44,7 @@ from ._types import (
     Transformer,
     capabilities_of,
 )
+from ._urls import redact_url
 
 __all__ = [
     # sessions
@@ -92,4 +93,5 @@ __all__ = [
     "serializer",
     "transformer",
     "check_owner",
+    "redact_url",
 ]
