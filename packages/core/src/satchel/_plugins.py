@@ -15,6 +15,7 @@ import pluggy
 from . import _hookspecs
 from ._exceptions import PluginError
 from ._types import Serializer, SessionStorage, Transformer
+from ._urls import redact_url
 
 __all__ = [
     "Registry",
@@ -216,9 +217,10 @@ def installed_plugins() -> list[PluginInfo]:
 
 def scheme_of(url: str) -> str:
     scheme, sep, _ = url.partition("://")
-    if not sep or not scheme:
+    # a scheme with ':' or '@' is a password's end, which the error must not name
+    if not sep or not scheme or ":" in scheme or "@" in scheme:
         raise PluginError(
-            f"{url!r} is not a storage URL; write it as scheme://..., e.g. 'memory://' "
+            f"{redact_url(url)!r} is not a storage URL; write it as scheme://..., e.g. 'memory://' "
             "or 'sqlite:///sessions.db'"
         )
     return scheme.lower()

@@ -13,6 +13,7 @@ MASK = "***"
 _SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "key", "credential", "sas", "sig")
 # MongoDB's KEY:value,KEY:value option, whose values can hold e.g. AWS_SESSION_TOKEN.
 _PROPERTIES = "authmechanismproperties"
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-_]*")
 # One host of an authority: a name (or a percent-encoded socket path) or an [IPv6] literal,
 # then an optional numeric port.
 _HOST = re.compile(r"(\[[^\]]*\]|[A-Za-z0-9._~%!$&'()*+;=-]*)(:[0-9]*)?")
@@ -56,7 +57,7 @@ def redact_url(url: str) -> str:
 
 def _redact(text: str) -> str:
     scheme, sep, rest = text.partition("://")
-    if not sep:
+    if not sep or not _SCHEME.fullmatch(scheme):
         # not scheme://...: whatever comes before an '@' may be a user name and password
         _, at, tail = text.rpartition("@")
         return f"{MASK}@{_redact_tail(tail)}" if at else _redact_tail(text)
