@@ -29,7 +29,9 @@ def run(argv: list[str]) -> int:
         return 0 if argv else 2
     url, *extra = argv
     if url.startswith("-") or "://" not in url:
-        print(f"satchel conformance: {url!r} is not a storage URL\n\n{USAGE}", file=sys.stderr)
+        from satchel import redact_url
+
+        print(f"satchel conformance: {redact_url(url)!r} is not a storage URL\n\n{USAGE}", file=sys.stderr)
         return 2
 
     collect_only = any(a in ("--collect-only", "--co") for a in extra)

@@ -146,7 +146,9 @@ class _Summary:
         write = terminalreporter.write_line
         terminalreporter.section("satchel conformance")
         if self.url is not None:
-            write(f"storage URL: {self.url}")
+            from satchel import redact_url  # only now: this module imports nothing heavy
+
+            write(f"storage URL: {redact_url(self.url)}")
         classes: dict[str, list[_Check]] = {}
         for check in self.checks.values():
             classes.setdefault(check.cls, []).append(check)

@@ -20,6 +20,16 @@ from satchel_conformance import Reopen, StorageContract
 from satchel_conformance._storage import written_ids, written_owners
 
 
+class _URL(str):
+    """The storage URL, with its password masked wherever pytest shows its ``repr``: the
+    arguments of a fixture or check in a traceback, an assertion's message."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(satchel.redact_url(self))
+
+
 def _namespace() -> str:
     return f"satchel-conformance-{secrets.token_hex(6)}"
 
@@ -48,7 +58,7 @@ class TestStorageURL(StorageContract):
 
     @pytest.fixture
     def url(self, pytestconfig: pytest.Config) -> str:
-        return str(pytestconfig.getoption("satchel_storage_url"))
+        return _URL(pytestconfig.getoption("satchel_storage_url"))
 
     @pytest.fixture
     def namespace(self) -> str:
