@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote_plus
 
-from satchel import ConfigError, OwnedEntry, check_owner  # check_owner: one check, the core's
+from satchel import ConfigError, OwnedEntry, check_owner, redact_url  # check_owner: one check, the core's
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -112,11 +112,19 @@ def parse_url(url: str) -> MongoURL:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in ("mongodb", "mongodb+srv"):
         raise ConfigError(
-            f"{_redact(url)!r} is not a MongoDB URL; write mongodb://host[:port]/[database] "
+            f"{redact_url(url)!r} is not a MongoDB URL; write mongodb://host[:port]/[database] "
             "or mongodb+srv://cluster.example.net/[database]"
         )
     hosts_and_path, _, query = rest.partition("?")
     hosts, _, path = hosts_and_path.partition("/")
+    if "@" in path:
+        # a password with an unescaped '/' would end up in the database name, and so in
+        # the storage's repr and in every message that names its collection
+        raise ConfigError(
+            f"{redact_url(url)!r} has an '@' after its hosts; percent-encode any '/' or '@' "
+            "in the user name, the password and the database name, e.g. with "
+            "urllib.parse.quote(password, safe='')"
+        )
     database, collection = _split_path(unquote_plus(path))
 
     separator = ";" if ";" in query and "&" not in query else "&"
@@ -146,12 +154,6 @@ def parse_url(url: str) -> MongoURL:
 def _split_path(path: str) -> tuple[str | None, str | None]:
     database, dot, collection = path.partition(".")
     return database or None, (collection or None) if dot else None
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, hosts = rest.partition("@")
-    return f"{scheme}{sep}***@{hosts}" if at and "/" not in userinfo else url
 
 
 def client_options(query_keys: frozenset[str], options: dict[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,12 @@ several hosts, which redis-py's URL parser does not do, so they are read here::
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from satchel import ConfigError
+from satchel import ConfigError, redact_url
 
 __all__ = ["OWN_OPTIONS", "Options", "split_options", "Hosts", "parse_hosts"]
 
@@ -89,13 +90,31 @@ def _check_path(scheme: str, path: str) -> None:
         raise ConfigError(f"the path {path!r} of a {scheme}:// URL is not {shape}; write e.g. {example}")
 
 
+def _refuse_misplaced_at(url: str) -> None:
+    """Refuse an '@' after the hosts: a user name or password with an unescaped '/', '?'
+    or '#' ends the hosts early, and the rest of it would be read as a path, a host or an
+    option name, and named in messages."""
+    rest = url.partition("://")[2]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if end == 0:  # unix:///path/to/socket: no hosts, and a path may hold an '@'
+        return
+    path, _, query = rest[end:].partition("?")
+    if "@" in path or any("@" in item.partition("=")[0] for item in re.split("[&;]", query)):
+        raise ConfigError(
+            f"{redact_url(url)!r} has an '@' after its hosts; percent-encode any '/', '?', '#' "
+            "or '@' in the user name and password, e.g. with urllib.parse.quote(password, safe='')"
+        )
+
+
 def split_options(url: str, options: dict[str, Any]) -> tuple[str, Options]:
     """``url`` without satchel's query options, and those options merged with ``options``.
 
     Keyword arguments win over the query. Unknown keyword arguments are passed to the
     redis-py client as they are. A URL that cannot be read, or whose path is not a
-    database number, is a ``ConfigError``.
+    database number, is a ``ConfigError``; so is one with an '@' after its hosts (see
+    `_refuse_misplaced_at`). Messages name the URL only through ``satchel.redact_url``.
     """
+    _refuse_misplaced_at(url)
     # the query is cut off by hand: urlsplit refuses some multi-host netlocs
     base, _, query_string = url.partition("?")
     scheme, _, rest_of_url = base.partition("://")

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
-from satchel import ConfigError
+from satchel import ConfigError, redact_url
 
 __all__ = ["Config", "MEMORY", "parse_url", "config"]
 
@@ -32,7 +32,7 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
     """The file path and the query options of a ``sqlite://`` URL."""
     scheme, sep, rest = url.partition("://")
     if scheme.lower() != "sqlite" or not sep:
-        raise ConfigError(f"{url!r} is not a sqlite URL; write {_FORMS}")
+        raise ConfigError(f"{redact_url(url)!r} is not a sqlite URL; write {_FORMS}")
     rest, _, query = rest.partition("?")
     if rest in (MEMORY, "/" + MEMORY):
         path = MEMORY
@@ -40,14 +40,16 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
         # sqlite:///x.db leaves "/x.db" (relative x.db); sqlite:////x.db leaves "//x.db" (/x.db)
         path = unquote(rest[1:])
     elif rest:
-        host = rest.partition("/")[0]
-        raise ConfigError(f"{url!r} names a host ({host!r}), but SQLite is a local file; write {_FORMS}")
+        host = rest.partition("/")[0].rpartition("@")[2]  # not a user name or password
+        raise ConfigError(
+            f"{redact_url(url)!r} names a host ({host!r}), but SQLite is a local file; write {_FORMS}"
+        )
     else:
         path = ""
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError as exc:
-        raise ConfigError(f"{url!r} has a malformed query ({exc}); write ?namespace=name") from exc
+        raise ConfigError(f"{redact_url(url)!r} has a malformed query; write ?namespace=name") from None
     return path, dict(pairs)
 
 
@@ -71,7 +73,7 @@ def make_config(
     _source: str | None = None,
 ) -> Config:
     """Check the path and the options one by one; each message says which value to change."""
-    given = repr(_source if _source is not None else path)
+    given = repr(redact_url(_source) if _source is not None else path)
     if not path:
         # sqlite3 would open a private temporary database: nothing would persist
         raise ConfigError(f"sqlite storage: {given} names no file; write {_FORMS}")
