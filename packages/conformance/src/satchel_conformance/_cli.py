@@ -37,7 +37,10 @@ def run(argv: list[str]) -> int:
     collect_only = any(a in ("--collect-only", "--co") for a in extra)
     problem = None if collect_only else _probe(url)
     if problem is not None:
-        print(f"satchel conformance: {problem}", file=sys.stderr)
+        from satchel import redact_url
+
+        # the storage's own message: if it quotes the URL whole, the redacted one instead
+        print(f"satchel conformance: {problem.replace(url, redact_url(url))}", file=sys.stderr)
         return 2
 
     import pytest

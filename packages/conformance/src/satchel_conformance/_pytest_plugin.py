@@ -145,10 +145,12 @@ class _Summary:
             return  # --collect-only, or stopped before the first check
         write = terminalreporter.write_line
         terminalreporter.section("satchel conformance")
+        shown = self.url
         if self.url is not None:
             from satchel import redact_url  # only now: this module imports nothing heavy
 
-            write(f"storage URL: {redact_url(self.url)}")
+            shown = redact_url(self.url)
+            write(f"storage URL: {shown}")
         classes: dict[str, list[_Check]] = {}
         for check in self.checks.values():
             classes.setdefault(check.cls, []).append(check)
@@ -167,4 +169,6 @@ class _Summary:
                 colour = colours.get(check.outcome, "red")
                 write(f"  {check.outcome:<8} {check.name}: {check.about}", **{colour: True})
                 if check.note:
-                    write(f"           {check.note}")
+                    # the storage's own message: if it quotes the URL whole, the redacted one
+                    note = check.note.replace(self.url, str(shown)) if self.url else check.note
+                    write(f"           {note}")

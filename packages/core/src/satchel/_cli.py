@@ -15,6 +15,7 @@ import anyio
 
 from ._exceptions import SatchelError
 from ._plugins import installed_plugins, open_storage
+from ._urls import redact_url
 
 __all__ = ["main"]
 
@@ -183,7 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except SatchelError as exc:
-        print(f"satchel: {exc}", file=sys.stderr)
+        message = str(exc)
+        url = getattr(args, "url", None)
+        if url:  # a plugin's message that quotes the URL whole gets the redacted one
+            message = message.replace(url, redact_url(url))
+        print(f"satchel: {message}", file=sys.stderr)
         return 2
 
 
