@@ -48,7 +48,8 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
         path = ""
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as exc:
+    except ValueError:
+        # the URL, not the field the parser names: a field can hold a password-like value
         raise ConfigError(f"{redact_url(url)!r} has a malformed query; write ?namespace=name") from None
     return path, dict(pairs)
 
