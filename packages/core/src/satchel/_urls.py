@@ -100,28 +100,37 @@ def _redact_tail(after: str) -> str:
 
 def _redact_query(query: str) -> str:
     parts = re.split("([&;])", query)
-    masking = False  # whether the item before was masked: an item without '=' continues it
+    shown: list[str] = []
+    masking = False  # whether the option before was masked: a piece without '=' continues it
     for i in range(0, len(parts), 2):
+        separator = parts[i - 1] if i else ""
         name, equals, value = parts[i].partition("=")
         if not equals:
-            if masking and parts[i]:
-                parts[i] = MASK
+            if not (masking and parts[i]):
+                shown += [separator, parts[i]]
             continue
         decoded = unquote_plus(name)
         masking = _is_secret(decoded)
         if masking:
-            parts[i] = f"{name}={MASK}"
+            shown += [separator, f"{name}={MASK}"]
         elif decoded.lower() == _PROPERTIES:
-            parts[i] = f"{name}={_redact_properties(unquote_plus(value))}"
-    return "".join(parts)
+            shown += [separator, f"{name}={_redact_properties(unquote_plus(value))}"]
+        else:
+            shown += [separator, parts[i]]
+    return "".join(shown)
 
 
 def _redact_properties(value: str) -> str:
-    pairs = []
+    """``KEY:value,KEY:value`` up to the first secret one, whose value and everything after
+    it is masked (a token holding an unescaped ',' or ':' would be read as more pairs)."""
+    shown = []
     for pair in value.split(","):
         key, colon, _ = pair.partition(":")
-        pairs.append(f"{key}:{MASK}" if colon and _is_secret(key) else pair)
-    return ",".join(pairs)
+        if colon and _is_secret(key):
+            shown.append(f"{key}:{MASK}")
+            break
+        shown.append(pair)
+    return ",".join(shown)
 
 
 def _is_secret(name: str) -> bool:
