@@ -28,9 +28,10 @@ def redact_url(url: str) -> str:
     when its name (case-insensitive, percent-decoded) contains ``password``, ``passwd``,
     ``pwd``, ``secret``, ``token``, ``key``, ``credential``, ``sas`` or ``sig``, or is
     ``auth`` or ends with it (``authSource`` and ``authMechanism`` are kept, they hold
-    no secret); in MongoDB's ``authMechanismProperties``, each such property is masked
-    (``AWS_SESSION_TOKEN:***``). Everything else is kept as written: scheme, hosts,
-    ports, path, the other options.
+    no secret), and so are the pieces without ``=`` that follow it (an unescaped ``&``
+    or ``;`` in its value); in MongoDB's ``authMechanismProperties``, the first such
+    property and the rest after it (``SERVICE_NAME:mongodb,AWS_SESSION_TOKEN:***``).
+    Everything else is kept as written: scheme, hosts, ports, path, the other options.
 
     A URL whose user name or password holds an unescaped ``/``, ``?`` or ``#`` (so that
     an ``@`` turns up after the hosts) is masked from ``://`` to its last ``@``; text
@@ -140,12 +141,12 @@ def _is_secret(name: str) -> bool:
 
 def _fallback(url: object) -> str:
     """What is left when `_redact` failed: the scheme and what follows the last '@',
-    without its query."""
+    without its query; ``***`` when even that fails."""
     try:
-        text = str(url)
-        scheme, sep, rest = text.partition("://")
-        tail = rest.rpartition("@")[2] if sep else ""
-        path, question, _ = tail.partition("?")
-        return f"{scheme}://{MASK}@{path}{'?' + MASK if question else ''}" if sep else MASK
+        scheme, sep, rest = str(url).partition("://")
+        if not (sep and _SCHEME.fullmatch(scheme)):
+            return MASK
+        path, question, _ = rest.rpartition("@")[2].partition("?")
+        return f"{scheme}://{MASK}@{path}{'?' + MASK if question else ''}"
     except Exception:
         return MASK
