@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import math
 from typing import Any
 
 import msgspec
 import pytest
 import satchel
 from core_helpers import KEY, make_app, set_cookies
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.anyio
 
@@ -202,3 +205,36 @@ def test_durations_take_seconds_or_a_timedelta(value: object, seconds: float | N
     mapping = satchel.cookie(Cart, "CART", transformers=sign(), max_age=value, max_lifetime=value)  # type: ignore[arg-type]
     assert mapping.max_age == seconds
     assert mapping.max_lifetime == seconds
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(10**30), max_value=10**30),
+        st.timedeltas(),
+        st.text(max_size=8),
+        st.booleans(),
+        st.none(),
+        st.lists(st.integers(), max_size=2),
+    )
+)
+def test_any_duration_is_taken_exactly_or_refused_with_a_config_error(value: object) -> None:
+    """Whatever a user passes as max_age, the mapping is built with that many seconds, or
+    construction fails with a ConfigError naming it; never an error at the first request."""
+    seconds: float | None
+    if value is None:
+        seconds = None
+    elif isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        seconds = -1.0
+    usable = seconds is None or (math.isfinite(seconds) and seconds > 0)
+    if not usable:
+        with pytest.raises(satchel.ConfigError, match="max_age"):
+            satchel.cookie(Cart, "CART", transformers=sign(), max_age=value)  # type: ignore[arg-type]
+        return
+    mapping = satchel.cookie(Cart, "CART", transformers=sign(), max_age=value)  # type: ignore[arg-type]
+    assert mapping.max_age == seconds
