@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from email.utils import formatdate
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from ._exceptions import ConfigError
@@ -62,10 +62,27 @@ def parse_cookie_header(values: Iterable[bytes]) -> dict[str, list[str]]:
     return jar
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_http_date(at: float) -> str:
+    """``email.utils.formatdate(at, usegmt=True)``, byte for byte (the same conversion,
+    the same fields), without importing the ``email`` package on ``import satchel``."""
+    t = datetime.fromtimestamp(at, timezone.utc)
+    return (
+        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT"
+    )
+
+
+_EPOCH = format_http_date(0)
+
+
 @functools.lru_cache(maxsize=16)
 def _http_date(at: int) -> str:
     # one date per second and max_age: formatting it costs more than the rest of the header
-    return formatdate(at, usegmt=True)
+    return format_http_date(at)
 
 
 class CookieAttributes:
@@ -126,7 +143,7 @@ class CookieAttributes:
         self._tail = "; " + "; ".join(tail)
         self._tail_secure = self._tail + "; Secure"
         # What every Set-Cookie of this mapping adds around the value, at most.
-        self.overhead = len(f"{name}=; Max-Age=9999999999; Expires={formatdate(0, usegmt=True)}")
+        self.overhead = len(f"{name}=; Max-Age=9999999999; Expires={_EPOCH}")
         self.overhead += len(self._tail) + len("; Secure")
 
     def wants_secure(self, default: bool) -> bool:
@@ -143,4 +160,4 @@ class CookieAttributes:
 
     def delete_cookie(self, secure: bool) -> bytes:
         tail = self._tail_secure if secure else self._tail
-        return f"{self.name}=; Max-Age=0; Expires={formatdate(0, usegmt=True)}{tail}".encode("latin-1")
+        return f"{self.name}=; Max-Age=0; Expires={_EPOCH}{tail}".encode("latin-1")

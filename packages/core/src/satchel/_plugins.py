@@ -1,16 +1,18 @@
-"""The plugin registry: entry-point group ``satchel``, loaded lazily and each on its own."""
+"""The plugin registry: entry-point group ``satchel``, loaded lazily and each on its own.
+
+pluggy and ``importlib.metadata`` are imported when the registry is first needed (the
+first `open_storage`, `serializer`, `transformer` or `installed_plugins`), not by
+``import satchel``.
+"""
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-
-import pluggy
 
 from . import _hookspecs
 from ._exceptions import PluginError
@@ -152,9 +154,13 @@ def _dist_label(dist: Any) -> tuple[str, str]:
 
 
 def _load() -> Registry:
+    import importlib.metadata
+
+    import pluggy
+
     reg = Registry()
     pm = pluggy.PluginManager(GROUP)
-    pm.add_hookspecs(_hookspecs)
+    pm.add_hookspecs(_hookspecs.specification())
     from . import _builtins
 
     pm.register(_builtins, name="satchel")

@@ -265,3 +265,22 @@ async def lock_account(user: str) -> int:
     assert_type(await owned.list_owned(Login, user), list[satchel.SessionInfo])
     assert_type(await owned.revoke_session(Login, user, "handle"), bool)
     return await owned.revoke_owner(Login, user)
+
+
+# -- a plugin's hook --------------------------------------------------------------------
+
+
+@satchel.hookimpl
+def satchel_register(registry: satchel.Registry) -> None:
+    registry.storage("toy", "satchel:MemoryStorage.from_url")
+
+
+@satchel.hookimpl(tryfirst=True)
+def satchel_register_first(registry: satchel.Registry) -> None:
+    registry.serializer("toy", "satchel:JSONSerializer")
+
+
+def register_all(registry: satchel.Registry) -> None:
+    # the marked functions keep their signatures (an Any would fail these)
+    assert_type(satchel_register(registry), None)
+    assert_type(satchel_register_first(registry), None)
