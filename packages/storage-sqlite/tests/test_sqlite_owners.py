@@ -677,7 +677,7 @@ async def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_sessions(
     await made.aclose()
     assert schema_of(path) == schema_of(fresh)
     columns, objects, version = schema_of(path)
-    assert version == _sql.SCHEMA_VERSION == 2
+    assert version == _sql.SCHEMA_VERSION == 3
     assert ("index", "satchel_sessions_owner") in objects
     assert [column[1] for column in columns] == [
         "namespace",
@@ -705,20 +705,20 @@ async def test_processes_opening_a_version_1_file_at_once_upgrade_it_once(
     finally:
         for storage in storages:
             await storage.aclose()
-    assert schema_of(path)[2] == 2
+    assert schema_of(path)[2] == 3
 
 
-async def test_a_file_newer_than_version_2_is_still_refused_and_left_alone(tmp_path: Path) -> None:
+async def test_a_file_newer_than_version_3_is_still_refused_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "newer.db"
     write_v1_file(path, 0)
     with closing(sqlite3.connect(path)) as db, db:
-        db.execute("UPDATE satchel_meta SET value = 3 WHERE key = 'schema_version'")
+        db.execute("UPDATE satchel_meta SET value = 4 WHERE key = 'schema_version'")
     storage = SQLiteStorage(path)
-    with pytest.raises(satchel.StorageError, match="schema version 3, newer"):
+    with pytest.raises(satchel.StorageError, match="schema version 4, newer"):
         await storage.read("kept")
     await storage.aclose()
     columns, objects, version = schema_of(path)
-    assert version == 3
+    assert version == 4
     assert "owner" not in [column[1] for column in columns]
     assert ("index", "satchel_sessions_owner") not in objects
 

@@ -145,7 +145,7 @@ def test_a_path_that_names_no_file_is_a_config_error(path: str) -> None:
         SQLiteStorage(path)
 
 
-async def test_purge_walks_the_key_in_ranges_never_scanning_the_table(tmp_path: Path) -> None:
+async def test_purge_walks_the_key_or_the_index_in_ranges_never_scanning_the_table(tmp_path: Path) -> None:
     store = SQLiteStorage(tmp_path / "s.db")
     await store.write("id", b"v", None)
     try:
@@ -154,10 +154,16 @@ async def test_purge_walks_the_key_in_ranges_never_scanning_the_table(tmp_path: 
                 (_sql.PURGE_NEXT_START, ("", "", 1000)),
                 (_sql.PURGE_RANGE, ("", "", "a", "b", 0.0)),
                 (_sql.PURGE_REST, ("", "", 0.0)),
+                (_sql.PURGE_CANDIDATES, (0.0, 1.0)),
+                (_sql.PURGE_SOME, (0.0, 1000)),
+                (_sql.PURGE_BAND_NEXT_START, (0.0, "", "", 1.0, 1000)),
+                (_sql.PURGE_BAND, (0.0, "", "", 1.0, "a", "b", 1.0, 0.0)),
+                (_sql.PURGE_BAND_REST, (0.0, "", "", 1.0, 0.0)),
             ]:
                 plan = [row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
                 assert plan, sql
-                assert all(step.startswith("SEARCH") for step in plan), plan
+                assert not [step for step in plan if step.startswith("SCAN")], plan
+                assert [step for step in plan if step.startswith("SEARCH")], plan
     finally:
         await store.aclose()
 

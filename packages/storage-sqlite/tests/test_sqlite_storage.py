@@ -260,7 +260,7 @@ async def test_writes_purge_expired_rows_a_bounded_batch_at_a_time(
 ) -> None:
     for i in range(200):
         await storage.write(f"old{i}", b"x", 1)
-    clock.now += 1 + _sql.PURGE_SLACK
+    clock.now += 1 + _sql.PURGE_AHEAD  # past every purge hint
     # every write sees nothing, but rows are only deleted in bounded batches
     await storage.write("new0", b"x", None)
     assert len(rows(Path(storage.path))) == 201
@@ -334,6 +334,7 @@ async def test_touch_and_cas_keep_the_purge_hint_ahead_of_expiry(
     with sqlite3.connect(storage.path) as db:
         bad = db.execute(
             "SELECT count(*) FROM satchel_sessions WHERE purge_after < expires_at "
+            f"OR purge_after > expires_at + {_sql.PURGE_AHEAD} "
             "OR (expires_at IS NULL) != (purge_after IS NULL)"
         ).fetchone()
     assert bad == (0,)

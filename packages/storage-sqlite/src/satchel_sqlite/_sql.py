@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -28,8 +29,12 @@ __all__ = [
     "connect",
     "invalidate_owned",
     "is_busy",
+    "band_start",
     "list_owned",
-    "purge_batch",
+    "purge_band",
+    "purge_dead",
+    "purge_plan",
+    "purge_range",
     "read",
     "write_if",
 ]
@@ -39,27 +44,59 @@ log = logging.getLogger("satchel.sqlite")
 T = TypeVar("T")
 
 # 1: the sessions table, its purge index and trigger. 2: the owner column and its index.
-SCHEMA_VERSION = 2
+# 3: purge_after on a grid (PURGE_STEP), and brought back when an expiry is shortened.
+SCHEMA_VERSION = 3
 MIN_SQLITE = (3, 24, 0)
 TABLE = "satchel_sessions"
 # How far purge_after runs ahead of expires_at; see the trigger below.
 PURGE_SLACK = 300.0
+PURGE_STEP = 3600.0
+# The furthest purge_after is ever ahead of expires_at: PURGE_SLACK + PURGE_STEP, and a
+# minute for rounding. A row that expired by `now` has purge_after <= now + PURGE_AHEAD.
+PURGE_AHEAD = PURGE_SLACK + PURGE_STEP + 60.0
 
 # A meta table rather than PRAGMA user_version: the file may be an application's own
 # database, and user_version belongs to the application's migrations.
 #
 # expires_at (unix seconds, shared by every process on the machine; NULL: never) decides
 # whether a row is alive. The purge walks an index on purge_after instead, which is
-# never below expires_at and moves only when expires_at passes it, then jumps
-# PURGE_SLACK ahead: rewriting a session's expiry on every request then leaves the
-# index alone almost every time. An index on expires_at itself would move one entry
-# at a random place per write, and that page write doubled the cost of a write.
+# never below expires_at and moves only when expires_at passes it, then jumps ahead to
+# the first multiple of PURGE_STEP past expires_at + PURGE_SLACK: rewriting a session's
+# expiry on every request then leaves the index alone almost every time. An index on
+# expires_at itself would move one entry at a random place per write, and that page
+# write doubled the cost of a write. Since version 3 it also moves when an expiry is
+# shortened so far that purge_after would be more than PURGE_AHEAD ahead of it, so a
+# dead row always sits within PURGE_AHEAD of `now` in the index, where `purge()` looks.
+#
+# Why a grid: the index orders rows by (purge_after, namespace, id), so the rows that
+# share a hint sit in key order, as they do in the table. `purge()` deletes the dead rows
+# of one key range per transaction; with a hint per row those rows' index entries were
+# scattered over the whole index, one page written per row deleted (17 s for 500,000
+# rows among 10^6); on the grid they are a few short runs, one per hour of expiries.
 #
 # owner (NULL: the session belongs to no owner) links a session to its owner in the row
 # itself, so the link is written, expired and deleted with the session, atomically. Its
 # index is partial: a row without an owner has no entry, so the writes of unowned
 # sessions never touch it, and an owned session's entry moves only when its row is
 # rewritten (not on touch, which leaves the owner alone).
+
+
+def _hint(expiry: str) -> str:
+    """SQL for the purge hint of ``expiry``: the first multiple of PURGE_STEP past
+    ``expiry + PURGE_SLACK`` (NULL for NULL). ``max`` keeps it at or past the expiry where
+    the integer part would overflow; ``>= 0`` makes the truncation a floor below zero too."""
+    ahead = f"({expiry} + {PURGE_SLACK})"
+    return f"max({ahead}, (CAST({ahead} / {PURGE_STEP} AS INTEGER) + ({ahead} >= 0)) * {PURGE_STEP})"
+
+
+_TRIGGER = (
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_purge_after AFTER UPDATE OF expires_at ON {TABLE} "
+    "WHEN (NEW.expires_at IS NULL AND OLD.purge_after IS NOT NULL) OR "
+    "(NEW.expires_at IS NOT NULL AND (OLD.purge_after IS NULL "
+    f"OR NEW.expires_at > OLD.purge_after OR NEW.expires_at + {PURGE_AHEAD} < OLD.purge_after)) "
+    f"BEGIN UPDATE {TABLE} SET purge_after = {_hint('NEW.expires_at')} "
+    "WHERE namespace = NEW.namespace AND id = NEW.id; END"
+)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS satchel_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
     # owner is last, where ALTER TABLE puts it in a file migrated from version 1.
@@ -67,18 +104,22 @@ _SCHEMA = (
     "data BLOB NOT NULL, expires_at REAL, purge_after REAL, owner TEXT, "
     "PRIMARY KEY (namespace, id)) WITHOUT ROWID",
     f"CREATE INDEX IF NOT EXISTS {TABLE}_purge ON {TABLE} (purge_after) WHERE purge_after IS NOT NULL",
-    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_purge_after AFTER UPDATE OF expires_at ON {TABLE} "
-    "WHEN (NEW.expires_at IS NULL AND OLD.purge_after IS NOT NULL) OR "
-    "(NEW.expires_at IS NOT NULL AND (OLD.purge_after IS NULL "
-    "OR NEW.expires_at > OLD.purge_after)) "
-    f"BEGIN UPDATE {TABLE} SET purge_after = NEW.expires_at + {PURGE_SLACK} "
-    "WHERE namespace = NEW.namespace AND id = NEW.id; END",
+    _TRIGGER,
     f"INSERT OR IGNORE INTO satchel_meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION})",
 )
 # What takes a file from the version of the key to the next one, in the transaction
 # that opened it; the meta row is updated after each step.
 _UPGRADES = {
     1: (f"ALTER TABLE {TABLE} ADD COLUMN owner TEXT",),
+    # The trigger is replaced; the rows whose expiry was shortened under the old one get
+    # their hint back within PURGE_AHEAD (reading the table once). The other rows keep
+    # theirs, off the grid, until their expiry next overtakes it.
+    2: (
+        f"DROP TRIGGER IF EXISTS {TABLE}_purge_after",
+        _TRIGGER,
+        f"UPDATE {TABLE} SET purge_after = {_hint('expires_at')} "
+        f"WHERE purge_after > expires_at + {PURGE_AHEAD}",
+    ),
 }
 # Created once the file is at SCHEMA_VERSION, whether it was new or upgraded: the
 # column it covers does not exist in a version 1 file before the upgrade.
@@ -99,7 +140,7 @@ _OWNER = "?6"  # after the five parameters the other insert statements take
 def _insert(owner: str) -> str:
     return (
         f"INSERT INTO {TABLE} (namespace, id, data, expires_at, purge_after, owner) "
-        f"VALUES (?1, ?2, ?3, ?4, ?4 + {PURGE_SLACK}, {owner}) "
+        f"VALUES (?1, ?2, ?3, ?4, {_hint('?4')}, {owner}) "
         "ON CONFLICT (namespace, id) DO UPDATE SET data = excluded.data, "
         "expires_at = excluded.expires_at, owner = excluded.owner"
     )
@@ -150,9 +191,29 @@ PURGE_SOME = (
     f"DELETE FROM {TABLE} WHERE (namespace, id) IN (SELECT namespace, id FROM {TABLE} "
     "WHERE purge_after <= ?1 ORDER BY purge_after LIMIT ?2)"
 )
-# `purge()` walks the primary key a batch at a time instead of the purge index: a row
-# whose expiry was shortened keeps its later purge_after, and would be missed there.
-# A batch is the rows from a start key up to the key `limit` rows further on.
+# `purge()` first counts, in the purge index alone, the rows up to now (all dead) and from
+# there up to now + PURGE_AHEAD (every other dead row is among them). Few against the
+# file's pages: it walks the index, PURGE_SOME up to now, then that band a batch at a
+# time, deleting the rows expired there (passed less than PURGE_AHEAD ago, or shortened).
+PURGE_CANDIDATES = (
+    f"SELECT count(*) - count(purge_after > ?1 OR NULL), count(purge_after > ?1 OR NULL) "
+    f"FROM {TABLE} WHERE purge_after <= ?2"
+)
+_INDEX_KEY = "(purge_after, namespace, id)"
+PURGE_BAND_NEXT_START = (
+    f"SELECT purge_after, namespace, id FROM {TABLE} WHERE {_INDEX_KEY} >= (?1, ?2, ?3) "
+    "AND purge_after <= ?4 ORDER BY purge_after, namespace, id LIMIT 1 OFFSET ?5"
+)
+PURGE_BAND = (
+    f"DELETE FROM {TABLE} WHERE {_INDEX_KEY} >= (?1, ?2, ?3) AND {_INDEX_KEY} < (?4, ?5, ?6) "
+    "AND purge_after <= ?7 AND expires_at <= ?8"
+)
+PURGE_BAND_REST = (
+    f"DELETE FROM {TABLE} WHERE {_INDEX_KEY} >= (?1, ?2, ?3) AND purge_after <= ?4 AND expires_at <= ?5"
+)
+# Many: it walks the primary key a range of `limit` rows at a time, deleting what has
+# expired in each, so one transaction writes a run of table pages, and (purge_after on
+# its grid) a few runs of index pages. A range ends `limit` rows on from its start.
 _KEY = "(namespace, id)"
 PURGE_NEXT_START = (
     f"SELECT namespace, id FROM {TABLE} WHERE {_KEY} >= (?1, ?2) ORDER BY namespace, id LIMIT 1 OFFSET ?3"
@@ -412,7 +473,42 @@ def invalidate_owned(db: sqlite3.Connection, namespace: str, owner: str, keep: l
     return change(db, sql, tuple(params), None)
 
 
-def purge_batch(
+def purge_plan(db: sqlite3.Connection, now: float) -> tuple[int, int, int]:
+    """The rows with purge_after up to ``now`` (all dead), those from there up to
+    ``now + PURGE_AHEAD`` (the other dead rows are among them), and the file's pages."""
+    dead, band = db.execute(PURGE_CANDIDATES, (now, now + PURGE_AHEAD)).fetchone()
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    return dead, band, pages
+
+
+def purge_dead(db: sqlite3.Connection, now: float, limit: int) -> int:
+    """Delete up to ``limit`` rows from the low end of the purge index, all dead."""
+    return db.execute(PURGE_SOME, (now, limit)).rowcount
+
+
+IndexKey = tuple[float, str, str]
+
+
+def band_start(now: float) -> IndexKey:
+    """The first key of the purge index past ``now``."""
+    return (math.nextafter(now, math.inf), "", "")
+
+
+def purge_band(
+    db: sqlite3.Connection, now: float, start: IndexKey, limit: int
+) -> tuple[int, IndexKey | None]:
+    """Delete the expired rows among ``limit`` entries of the purge index from ``start``
+    on, up to ``now + PURGE_AHEAD``; returns how many, and where the next batch starts
+    (``None``: done)."""
+    high = now + PURGE_AHEAD
+    following = db.execute(PURGE_BAND_NEXT_START, (*start, high, limit)).fetchone()
+    if following is None:
+        return db.execute(PURGE_BAND_REST, (*start, high, now)).rowcount, None
+    nxt = (following[0], following[1], following[2])
+    return db.execute(PURGE_BAND, (*start, *nxt, high, now)).rowcount, nxt
+
+
+def purge_range(
     db: sqlite3.Connection, now: float, start: tuple[str, str], limit: int
 ) -> tuple[int, tuple[str, str] | None]:
     """Delete the expired rows (of every namespace) among ``limit`` rows from the key

@@ -27,8 +27,15 @@ _Pair = tuple["aiosqlite.Connection", _sql.Connection]
 # table stays bounded by live sessions at a fixed, small cost per request.
 _PURGE_EVERY = 16
 _PURGE_LIMIT = 64
-# What `purge()` deletes per transaction, so requests still get the lock in between.
+# How many rows one `purge()` transaction looks at (a range of the key or of the purge
+# index), so requests still get the lock in between.
 _PURGE_BATCH = 1000
+# Which way `purge()` goes, from its counts: the purge index, where each dead row costs
+# about a page written (its table page, at a random place) and each live row it passes a
+# page read; or the primary key, which reads every page once and writes each at most
+# once. Weights measured on the bench's 10^6 sessions; either way removes the same rows.
+_PURGE_DEAD_COST = 8
+_PURGE_PAGE_COST = 4
 # The longest owner, in characters (`satchel.OwnerIndex`).
 
 
@@ -287,8 +294,10 @@ class SQLiteStorage:
     async def purge(self, *, missing_ok: bool = True) -> int:
         """Delete every expired session in the file (all namespaces); returns how many.
 
-        Walks the file a thousand rows at a time, each batch its own short transaction,
-        so other processes keep writing meanwhile.
+        Batch by batch, each its own short transaction, so other processes keep writing
+        meanwhile; the work is in proportion to the rows it removes (and to the rows due
+        to expire within the next hour), not to the rows stored. A file with nothing to
+        purge is not written to.
 
         It never creates a missing file. A file that does not exist yet (an app's purge
         task that runs before the first session) has nothing to purge: 0. With
@@ -303,11 +312,28 @@ class SQLiteStorage:
             if missing_ok:
                 return 0
             raise StorageError(_missing(path))
+        now = self._clock()
+        dead, band, pages = await self._run(_sql.purge_plan, now, read=True)
+        if dead + band == 0:
+            return 0
         removed = 0
-        start: tuple[str, str] | None = ("", "")
-        while start is not None:
-            batch, start = await self._run(_sql.purge_batch, self._clock(), start, _PURGE_BATCH)
-            removed += batch
+        if _PURGE_DEAD_COST * dead + band <= _PURGE_PAGE_COST * pages:
+            # Few: through the purge index. Its low end holds only dead rows; past `now`,
+            # up to PURGE_AHEAD, sit the rest of the dead, among rows still alive.
+            batch = _PURGE_BATCH
+            while batch == _PURGE_BATCH:
+                batch = await self._run(_sql.purge_dead, now, _PURGE_BATCH)
+                removed += batch
+            after: _sql.IndexKey | None = _sql.band_start(now)
+            while after is not None:
+                batch, after = await self._run(_sql.purge_band, now, after, _PURGE_BATCH)
+                removed += batch
+        else:
+            # Many: along the primary key, each range's dead rows at once.
+            start: tuple[str, str] | None = ("", "")
+            while start is not None:
+                batch, start = await self._run(_sql.purge_range, now, start, _PURGE_BATCH)
+                removed += batch
         return removed
 
     async def aclose(self) -> None:
