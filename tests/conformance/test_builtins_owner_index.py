@@ -18,15 +18,20 @@ BIN = Path(sys.executable).parent
 OWNER_CHECKS = 12
 
 
+def namespaced(url: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}namespace=kit-owners"
+
+
 @pytest.fixture(params=["sqlite", "redis", "redis-cluster", "mongo-compatible"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'kit.db'}"
-    if request.param == "redis":
-        return f"{request.getfixturevalue('satchel_redis_url')}?namespace=kit-owners"
-    if request.param == "redis-cluster":
-        return f"{request.getfixturevalue('satchel_redis_cluster_url')}?namespace=kit-owners"
-    return f"{request.getfixturevalue('satchel_mongo_compatible_url')}?namespace=kit-owners"
+    server = {
+        "redis": "satchel_redis_url",
+        "redis-cluster": "satchel_redis_cluster_url",
+        "mongo-compatible": "satchel_mongo_compatible_url",
+    }[request.param]
+    return namespaced(request.getfixturevalue(server))
 
 
 def test_the_owner_index_contract_holds_from_a_url(url: str, tmp_path: Path) -> None:
