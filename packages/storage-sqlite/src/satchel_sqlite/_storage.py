@@ -30,12 +30,14 @@ _PURGE_LIMIT = 64
 # How many rows one `purge()` transaction looks at (a range of the key or of the purge
 # index), so requests still get the lock in between.
 _PURGE_BATCH = 1000
-# Which way `purge()` goes, from its counts: the purge index, where each dead row costs
-# about a page written (its table page, at a random place) and each live row it passes a
-# page read; or the primary key, which reads every page once and writes each at most
-# once. Weights measured on the bench's 10^6 sessions; either way removes the same rows.
-_PURGE_DEAD_COST = 8
-_PURGE_PAGE_COST = 4
+# Which way `purge()` goes, from its counts: through the purge index, where each dead row
+# costs a table page written at a random place (about 40 us on the bench's machine) and
+# each live row passed over a read (4 us); or along the primary key, which reads every
+# page once (21 us a page, rows included) and writes each dead row's page once (15 us a
+# row). The index when 40 dead + 4 band < 21 pages + 15 dead, about 6 dead + band < 5
+# pages (measured at 10^6 rows, 1% and 10% expired). Either way removes the same rows.
+_PURGE_DEAD_COST = 6
+_PURGE_PAGE_COST = 5
 # The longest owner, in characters (`satchel.OwnerIndex`).
 
 
