@@ -29,6 +29,7 @@ from ._types import (
     Serializer,
     SessionStorage,
     Transformer,
+    capabilities_of,
 )
 
 __all__ = ["Mapping", "cookie", "header", "DEFAULT_MAX_AGE"]
@@ -149,6 +150,8 @@ class Mapping(Generic[T]):
             probe if isinstance(probe, OwnerIndex) and self.cas is not None else None
         )
         self.compare_and_set = self.cas is not None
+        # the largest value the storage takes, read once: set() and every save check it
+        self.value_limit = capabilities_of(storage).max_value_size if storage is not None else 0
         if owner is not None:
             if storage is None:
                 raise ConfigError(

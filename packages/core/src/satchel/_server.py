@@ -30,7 +30,6 @@ from ._codec import RECORD_OVERHEAD, Record, pack_record, pack_tombstone, store_
 from ._exceptions import StorageError
 from ._state import MAX_CANDIDATES, Phase, State
 from ._storage_calls import conflict, storage_errors
-from ._types import capabilities_of
 
 if TYPE_CHECKING:
     from ._mapping import Mapping
@@ -161,7 +160,7 @@ async def save(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
     regen, st.regen = st.regen, False
     if st.data is None or st.value is None:
         return
-    if changed and len(st.data) + RECORD_OVERHEAD > capabilities_of(m.store).max_value_size:
+    if changed and len(st.data) + RECORD_OVERHEAD > m.value_limit:
         # grown in place past what the storage accepts (set() refuses it in the handler)
         rs._refuse(m, st, st.data, f"{len(st.data)} bytes, more than {m.storage!r} accepts")
         return

@@ -16,7 +16,6 @@ from ._exceptions import ConfigError, SerializationError, SessionTooLarge
 from ._mapping import Mapping
 from ._owners import SessionInfo, check_attributes, list_owned, revoke_owner, revoke_session
 from ._state import Phase, State
-from ._types import capabilities_of
 
 __all__ = ["Sessions", "RequestSessions"]
 
@@ -271,7 +270,7 @@ class RequestSessions:
         if m.storage is None:
             _stateless.seal(self, m, st, data)
         else:
-            limit = capabilities_of(m.storage).max_value_size
+            limit = m.value_limit
             overhead = RECORD_OVERHEAD + sum(
                 len(k) + len(v) for k, v in (attributes or st.attributes or {}).items()
             )
