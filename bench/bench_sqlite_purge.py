@@ -123,6 +123,7 @@ async def request_cost(path: str, live: list[str], count: int, clock: float) -> 
 async def timed_purge(path: str, now: float) -> tuple[int, float]:
     storage = SQLiteStorage(path, clock=lambda: now)
     try:
+        await storage.read("warm-up")  # the connections are open: the purge alone is timed
         start = time.perf_counter()
         removed = await storage.purge()
         return removed, time.perf_counter() - start
@@ -140,6 +141,7 @@ def summary(samples: list[tuple[float, float]], start: float, end: float) -> dic
         "p99": during[int(len(during) * 0.99)],
         "max": during[-1],
         "median_before": statistics.median(before),
+        "p99_before": before[int(len(before) * 0.99)],
         "max_before": before[-1],
     }
 
@@ -245,6 +247,7 @@ def main() -> None:
         "--stall-size", type=int, default=1_000_000, help="rows stored for the load runs (0: none)"
     )
     parser.add_argument("--requests", type=int, default=2000, help="requests timed per size, before purging")
+    parser.add_argument("--repeat", type=int, default=3, help="purges per size, each of a copy of one file")
     parser.add_argument("--dir", help="where the files go (default: a temporary directory)")
     parser.add_argument("--quick", action="store_true", help="10^3 to 10^5 rows, load runs at 10^5")
     parser.add_argument("--load", help=argparse.SUPPRESS)  # the worker process of a load run
@@ -255,7 +258,7 @@ def main() -> None:
         load(args.load, args.ids, args.now)
         return
     if args.quick:
-        args.sizes, args.stall_size, args.requests = [1000, 10_000, 100_000], 100_000, 500
+        args.sizes, args.stall_size, args.requests, args.repeat = [1000, 10_000, 100_000], 100_000, 500, 1
     print(
         f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
         f"aiosqlite {version('aiosqlite')}, satchel-sqlite {version('satchel-sqlite')} "
@@ -263,8 +266,8 @@ def main() -> None:
         f"{platform.system()}; load average {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-sqlite-purge-", dir=args.dir) as directory:
-        header = ("rows", "expired", "fill s", "way", "purge s", "us/row", "rmw us")
-        print("\n{:>9} {:>8} {:>7} {:>6} {:>8} {:>7} {:>7}".format(*header))
+        header = ("rows", "expired", "fill s", "way", "purge s", "(runs)", "us/row", "rmw us")
+        print("\n{:>9} {:>8} {:>7} {:>6} {:>8} {:>13} {:>7} {:>7}".format(*header))
         for size in args.sizes:
             path = os.path.join(directory, f"purge-{size}.db")
             now = time.time()
@@ -276,15 +279,28 @@ def main() -> None:
             if size == args.stall_size:
                 shutil.copyfile(path, path + ".other")
                 shutil.copyfile(path, path + ".same")
-            removed, seconds = asyncio.run(timed_purge(path, now))
+            runs = []
+            for run in range(args.repeat):
+                copy = path
+                if run < args.repeat - 1:  # every run but the last purges a copy
+                    copy = f"{path}.{run}"
+                    shutil.copyfile(path, copy)
+                os.sync()  # the setup's writes on disk first, not during the purge
+                removed, seconds = asyncio.run(timed_purge(copy, now))
+                runs.append(seconds)
+                if copy != path:
+                    remove(copy)
+            seconds = statistics.median(runs)
+            spread = f"{min(runs):.3f}-{max(runs):.3f}"
             print(
-                f"{size:>9,} {removed:>8,} {filled:>7.1f} {how:>6} {seconds:>8.3f} "
+                f"{size:>9,} {removed:>8,} {filled:>7.1f} {how:>6} {seconds:>8.3f} {spread:>13} "
                 f"{seconds / max(removed, 1) * 1e6:>7.2f} {rmw:>7.0f}",
                 flush=True,
             )
             if size == args.stall_size:
                 for same in (False, True):
                     copy = path + (".same" if same else ".other")
+                    os.sync()
                     if same:
                         figures = asyncio.run(purge_under_load_here(copy, live, now, before=2.0))
                         who = "through the purging storage"
@@ -296,7 +312,8 @@ def main() -> None:
                         f"({figures['removed']:,} rows); {figures['requests']:,} requests meanwhile, "
                         f"median {figures['median']:.2f} ms, p99 {figures['p99']:.1f} ms, "
                         f"longest {figures['max']:.1f} ms (before the purge: median "
-                        f"{figures['median_before']:.2f} ms, longest {figures['max_before']:.1f} ms)",
+                        f"{figures['median_before']:.2f} ms, p99 {figures['p99_before']:.1f} ms, "
+                        f"longest {figures['max_before']:.1f} ms)",
                         flush=True,
                     )
                     remove(copy)

@@ -24,12 +24,12 @@ __all__ = [
     "Connection",
     "DeadlinePassed",
     "SchemaTooNew",
+    "band_start",
     "call",
     "change",
     "connect",
     "invalidate_owned",
     "is_busy",
-    "band_start",
     "list_owned",
     "purge_band",
     "purge_dead",
@@ -70,9 +70,10 @@ PURGE_AHEAD = PURGE_SLACK + PURGE_STEP + 60.0
 #
 # Why a grid: the index orders rows by (purge_after, namespace, id), so the rows that
 # share a hint sit in key order, as they do in the table. `purge()` deletes the dead rows
-# of one key range per transaction; with a hint per row those rows' index entries were
-# scattered over the whole index, one page written per row deleted (17 s for 500,000
-# rows among 10^6); on the grid they are a few short runs, one per hour of expiries.
+# of one key range per transaction; with a hint of its own per row, their index entries
+# were scattered over the whole index, one page written per row deleted (20 to 30 s for
+# 500,000 rows among 10^6 on the bench machine); on the grid they are a few short runs,
+# one per hour of expiries.
 #
 # owner (NULL: the session belongs to no owner) links a session to its owner in the row
 # itself, so the link is written, expired and deleted with the session, atomically. Its
@@ -82,9 +83,11 @@ PURGE_AHEAD = PURGE_SLACK + PURGE_STEP + 60.0
 
 
 def _hint(expiry: str) -> str:
-    """SQL for the purge hint of ``expiry``: the first multiple of PURGE_STEP past
-    ``expiry + PURGE_SLACK`` (NULL for NULL). ``max`` keeps it at or past the expiry where
-    the integer part would overflow; ``>= 0`` makes the truncation a floor below zero too."""
+    """SQL for the purge hint of ``expiry`` (NULL for NULL): a multiple of PURGE_STEP at
+    most PURGE_STEP past ``expiry + PURGE_SLACK`` and not before it (for times after 1970,
+    the first one past it). CAST truncates toward zero, so below zero the ``>= 0`` term
+    adds nothing and the truncation rounds up; ``max`` keeps the hint at or past the
+    expiry where the integer part would overflow."""
     ahead = f"({expiry} + {PURGE_SLACK})"
     return f"max({ahead}, (CAST({ahead} / {PURGE_STEP} AS INTEGER) + ({ahead} >= 0)) * {PURGE_STEP})"
 

@@ -7,7 +7,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError, check_owner
@@ -27,9 +27,19 @@ _Pair = tuple["aiosqlite.Connection", _sql.Connection]
 # table stays bounded by live sessions at a fixed, small cost per request.
 _PURGE_EVERY = 16
 _PURGE_LIMIT = 64
-# How many rows one `purge()` transaction looks at (a range of the key or of the purge
-# index), so requests still get the lock in between.
+# `purge()` deletes in batches, each one statement in its own transaction, sized so that
+# each holds the write lock about _PURGE_HOLD seconds, whatever a row costs on this
+# machine and this way (rows of a key range cost a fraction of a page each, rows found
+# through the index a page each): the first looks at _PURGE_BATCH rows, each next one at
+# as many as the last one's time says fit, at most twice or half as many, and within
+# _PURGE_MIN_BATCH to _PURGE_MAX_BATCH. After each, it stays off the lock for
+# _PURGE_YIELD of that time: another process waiting for the lock (SQLite retries after
+# sleeping 1, 2, 5, 10 ms and on) finds it free, rather than starving until the end.
 _PURGE_BATCH = 1000
+_PURGE_MIN_BATCH = 100
+_PURGE_MAX_BATCH = 10_000
+_PURGE_HOLD = 0.01
+_PURGE_YIELD = 0.25
 # Which way `purge()` goes, from its counts: through the purge index, where each dead row
 # costs a table page written at a random place (about 40 us on the bench's machine) and
 # each live row passed over a read (4 us); or along the primary key, which reads every
@@ -319,22 +329,25 @@ class SQLiteStorage:
         if dead + band == 0:
             return 0
         removed = 0
+        pace = _Pace()
         if _PURGE_DEAD_COST * dead + band <= _PURGE_PAGE_COST * pages:
             # Few: through the purge index. Its low end holds only dead rows; past `now`,
             # up to PURGE_AHEAD, sit the rest of the dead, among rows still alive.
-            batch = _PURGE_BATCH
-            while batch == _PURGE_BATCH:
-                batch = await self._run(_sql.purge_dead, now, _PURGE_BATCH)
+            while True:
+                size = pace.size
+                batch = await pace.run(self._run(_sql.purge_dead, now, size))
                 removed += batch
+                if batch < size:
+                    break
             after: _sql.IndexKey | None = _sql.band_start(now)
             while after is not None:
-                batch, after = await self._run(_sql.purge_band, now, after, _PURGE_BATCH)
+                batch, after = await pace.run(self._run(_sql.purge_band, now, after, pace.size))
                 removed += batch
         else:
             # Many: along the primary key, each range's dead rows at once.
             start: tuple[str, str] | None = ("", "")
             while start is not None:
-                batch, start = await self._run(_sql.purge_range, now, start, _PURGE_BATCH)
+                batch, start = await pace.run(self._run(_sql.purge_range, now, start, pace.size))
                 removed += batch
         return removed
 
@@ -351,6 +364,23 @@ class SQLiteStorage:
     def __repr__(self) -> str:
         ns = f", namespace={self._cfg.namespace!r}" if self._cfg.namespace else ""
         return f"SQLiteStorage({self._cfg.path!r}{ns})"
+
+
+class _Pace:
+    """The size of `purge()`'s next batch, from the time the last one took; the pause
+    after each (see _PURGE_HOLD)."""
+
+    def __init__(self) -> None:
+        self.size = _PURGE_BATCH
+
+    async def run(self, batch: Awaitable[T]) -> T:
+        start = time.monotonic()
+        result = await batch
+        took = time.monotonic() - start
+        scale = min(2.0, max(0.5, _PURGE_HOLD / max(took, 1e-6)))
+        self.size = min(_PURGE_MAX_BATCH, max(_PURGE_MIN_BATCH, int(self.size * scale)))
+        await asyncio.sleep(took * _PURGE_YIELD)
+        return result
 
 
 async def _close(writer: _Pair, reader: _Pair) -> None:
