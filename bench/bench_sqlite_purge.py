@@ -248,6 +248,7 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=2000, help="requests timed per size, before purging")
     parser.add_argument("--repeat", type=int, default=3, help="purges per size, each of a copy of one file")
+    parser.add_argument("--expired", type=float, default=0.5, help="the fraction of sessions expired")
     parser.add_argument("--dir", help="where the files go (default: a temporary directory)")
     parser.add_argument("--quick", action="store_true", help="10^3 to 10^5 rows, load runs at 10^5")
     parser.add_argument("--load", help=argparse.SUPPRESS)  # the worker process of a load run
@@ -272,7 +273,7 @@ def main() -> None:
             path = os.path.join(directory, f"purge-{size}.db")
             now = time.time()
             start = time.perf_counter()
-            live = fill(path, size, now, seed=size)
+            live = fill(path, size, now, seed=size, expired=args.expired)
             filled = time.perf_counter() - start
             rmw = asyncio.run(request_cost(path, live, args.requests, now))
             how = way(path, now)
@@ -318,7 +319,7 @@ def main() -> None:
                     )
                     remove(copy)
             remove(path)
-            if size == 1_000_000:
+            if size == 1_000_000 and args.expired == 0.5:
                 verdict = "met" if seconds <= TARGET_SECONDS else "missed"
                 target = f"{removed:,} expired among 10^6 purged in at most {TARGET_SECONDS:.0f} s"
                 print(f"  target: {target}: {verdict}")

@@ -314,7 +314,8 @@ async def test_a_version_2_file_gets_the_new_trigger_and_its_shortened_rows_fixe
         db.execute(V2_TRIGGER)
         db.execute("UPDATE satchel_meta SET value = 2 WHERE key = 'schema_version'")
         db.executemany(
-            "INSERT INTO satchel_sessions (namespace, id, data, expires_at, purge_after) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO satchel_sessions (namespace, id, data, expires_at, purge_after) "
+            "VALUES (?, ?, ?, ?, ?)",
             [
                 ("", "live", b"l", now + 3600, now + 3900),
                 ("", "forever", b"f", None, None),

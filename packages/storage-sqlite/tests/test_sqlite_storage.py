@@ -334,8 +334,8 @@ async def test_touch_and_cas_keep_the_purge_hint_ahead_of_expiry(
     with sqlite3.connect(storage.path) as db:
         bad = db.execute(
             "SELECT count(*) FROM satchel_sessions WHERE purge_after < expires_at "
-            f"OR purge_after > expires_at + {_sql.PURGE_AHEAD} "
-            "OR (expires_at IS NULL) != (purge_after IS NULL)"
+            "OR purge_after > expires_at + ? OR (expires_at IS NULL) != (purge_after IS NULL)",
+            (_sql.PURGE_AHEAD,),
         ).fetchone()
     assert bad == (0,)
 
