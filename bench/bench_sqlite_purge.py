@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import platform
 import random
@@ -52,10 +53,10 @@ def session_ids(count: int, rng: random.Random) -> list[str]:
     return [rng.randbytes(32).hex()[:43] for _ in range(count)]
 
 
-def fill(path: str, count: int, now: float, seed: int, expired: float = 0.5) -> list[str]:
+def fill(path: str, count: int, now: float, seed: int, expired: float = 0.5, sql: Any = _sql) -> list[str]:
     """``count`` sessions in a new file, the fraction ``expired`` of them expired; returns
-    the live IDs."""
-    asyncio.run(_create(path))
+    the live IDs. ``sql``: the storage's statements module (another revision's, to compare)."""
+    sql.connect(path, 5.0, time.monotonic() + 5.0, "normal").close()  # the schema, as the storage makes it
     rng = random.Random(seed)
     ids = sorted(session_ids(count, rng))  # key order: the table is written front to back
     expiries = [
@@ -66,23 +67,17 @@ def fill(path: str, count: int, now: float, seed: int, expired: float = 0.5) -> 
         # the purge index is built once at the end, from sorted entries, rather than
         # updated a row at a time: the same index, in a fraction of the time
         (index_sql,) = db.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (f"{_sql.TABLE}_purge",)
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (f"{sql.TABLE}_purge",)
         ).fetchone()
         db.execute("BEGIN")
-        db.execute(f"DROP INDEX {_sql.TABLE}_purge")
-        db.executemany(_sql.UPSERT, (("", id, VALUE, e) for id, e in zip(ids, expiries, strict=True)))
+        db.execute(f"DROP INDEX {sql.TABLE}_purge")
+        db.executemany(sql.UPSERT, (("", id, VALUE, e) for id, e in zip(ids, expiries, strict=True)))
         db.execute(index_sql)
         db.execute("COMMIT")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         db.close()
     return [id for id, e in zip(ids, expiries, strict=True) if e > now + 600]
-
-
-async def _create(path: str) -> None:
-    storage = SQLiteStorage(path)
-    await storage.read("schema")  # creates the file and its schema
-    await storage.aclose()
 
 
 def remove(path: str) -> None:
@@ -129,20 +124,20 @@ async def request_cost(path: str, live: list[str], count: int, clock: float) -> 
     return statistics.median(times) * 1e6
 
 
-def sql_cost(path: str, live: list[str], count: int, clock: float) -> float:
+def sql_cost(path: str, live: list[str], count: int, clock: float, sql: Any = _sql) -> float:
     """The same request's SQLite time alone: median microseconds of the storage's own read
     and write_if functions called on a connection set up as the storage sets up its own,
     without the hop to a connection thread (which dominates, and varies, at one task)."""
-    db = _sql.connect(path, 5.0, time.monotonic() + 5.0, "normal")
+    db = sql.connect(path, 5.0, time.monotonic() + 5.0, "normal")
     sample = random.Random(4).sample(live, min(count, len(live)))
     times = []
     try:
         for timed in (False, True):
             for id in sample:
                 start = time.perf_counter()
-                data = _sql.read(db, "", id, clock)
+                data = sql.read(db, "", id, clock)
                 assert data is not None
-                _sql.write_if(db, "", id, data, clock + TTL, data, clock)
+                sql.write_if(db, "", id, data, clock + TTL, data, clock)
                 if timed:
                     times.append(time.perf_counter() - start)
     finally:
@@ -270,6 +265,39 @@ def load(path: str, ids: str, now: float) -> None:
     print("\n".join(f"{at!r} {ms!r}" for at, ms in samples), flush=True)
 
 
+def paired_rmw(sizes: list[int], against: str, rounds: int, directory: str) -> None:
+    """The request's SQLite time with this tree's statements and with those in
+    ``against`` (another revision's ``packages/storage-sqlite/src``), each on a file of
+    its own schema, interleaved round by round."""
+    spec = importlib.util.spec_from_file_location(
+        "other_sql", os.path.join(against, "satchel_sqlite", "_sql.py")
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    now = time.time()
+    files = {}
+    for size in sizes:
+        for name, sql in (("this", _sql), ("other", other)):
+            path = os.path.join(directory, f"rmw-{name}-{size}.db")
+            files[name, size] = (path, fill(path, size, now, seed=size, sql=sql), sql)
+    figures: dict[tuple[str, int], list[float]] = {key: [] for key in files}
+    for round in range(rounds):
+        keys = list(files)
+        for key in keys[round % len(keys) :] + keys[: round % len(keys)]:
+            path, live, sql = files[key]
+            figures[key].append(sql_cost(path, live, 2000, now, sql))
+    print(f"\nread-modify-write, SQLite time alone, median of {rounds} interleaved rounds (us):")
+    schemas = f"(schema {_sql.SCHEMA_VERSION} / {other.SCHEMA_VERSION})"
+    print(f"{'rows':>9} {'this tree':>10} {'against':>8}  {schemas}")
+    for size in sizes:
+        this, them = statistics.median(figures["this", size]), statistics.median(figures["other", size])
+        print(f"{size:>9,} {this:>10.1f} {them:>8.1f}")
+    for path, _, _ in files.values():
+        remove(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000])
@@ -280,6 +308,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="purges per size, each of a copy of one file")
     parser.add_argument("--expired", type=float, default=0.5, help="the fraction of sessions expired")
     parser.add_argument("--dir", help="where the files go (default: a temporary directory)")
+    parser.add_argument(
+        "--rmw-against",
+        metavar="DIR",
+        help="only compare the request's SQLite time with another revision's packages/storage-sqlite/src",
+    )
     parser.add_argument("--quick", action="store_true", help="10^3 to 10^5 rows, load runs at 10^5")
     parser.add_argument("--load", help=argparse.SUPPRESS)  # the worker process of a load run
     parser.add_argument("--ids", help=argparse.SUPPRESS)
@@ -297,6 +330,9 @@ def main() -> None:
         f"{platform.system()}; load average {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-sqlite-purge-", dir=args.dir) as directory:
+        if args.rmw_against:
+            paired_rmw([args.sizes[0], args.sizes[-1]], args.rmw_against, 9, directory)
+            return
         header = ("rows", "expired", "fill s", "way", "purge s", "(runs)", "us/row", "rmw us", "sql us")
         print("\n{:>9} {:>8} {:>7} {:>6} {:>8} {:>13} {:>7} {:>7} {:>7}".format(*header))
         for size in args.sizes:
