@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 
 __all__ = ["TokenId", "token_id", "id_validator"]
@@ -31,6 +30,8 @@ class TokenId:
         self._pattern = re.compile(rf"[A-Za-z0-9_-]{{{self.length}}}")
 
     def __call__(self) -> str:
+        import secrets  # here, not at the top: it costs `import satchel` about 7 ms
+
         return secrets.token_urlsafe(self.nbytes)
 
     def is_valid(self, value: str) -> bool:

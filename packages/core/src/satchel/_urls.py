@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_plus
 
 __all__ = ["redact_url"]
 
@@ -100,6 +99,8 @@ def _redact_tail(after: str) -> str:
 
 
 def _redact_query(query: str) -> str:
+    from urllib.parse import unquote_plus  # here: `import satchel` stays light
+
     parts = re.split("([&;])", query)
     shown: list[str] = []
     masking = False  # whether the option before was masked: a piece without '=' continues it
