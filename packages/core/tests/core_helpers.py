@@ -13,6 +13,7 @@ import httpx
 import satchel
 import satchel.testing
 import uvicorn
+from satchel.testing import Clock as Clock  # the tests take it from here
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,19 +22,6 @@ from starlette.routing import Route
 # keys as `satchel keygen` prints them: placeholders such as "k" * 32 are refused
 KEY = "_p6ZHpng5Rwf6pgfRJfaslYjyRlMdfUq0QlDazDhb-s"
 OTHER_KEY = "oTEXLb_lKzxaFoC9vg5QnfgRrvRJBJLZShZ0fc3WcAE"
-
-
-class Clock:
-    """Unix time that a test moves by hand."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class CountingStorage(satchel.MemoryStorage):

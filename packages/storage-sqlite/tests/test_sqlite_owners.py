@@ -19,21 +19,12 @@ import anyio
 import pytest
 import satchel
 from satchel import OwnedEntry
+from satchel.testing import Clock
 from satchel_sqlite import SQLiteStorage, _sql
 
 pytestmark = pytest.mark.anyio
 
 WORKER = str(Path(__file__).with_name("_sqlite_worker.py"))
-
-
-class Clock:
-    """Wall-clock seconds that a test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

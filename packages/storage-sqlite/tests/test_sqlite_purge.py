@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from satchel.testing import Clock
 from satchel_sqlite import SQLiteStorage, _sql, _storage
 
 pytestmark = pytest.mark.anyio
@@ -20,17 +21,9 @@ pytestmark = pytest.mark.anyio
 NAMESPACES = ("", "shop", "admin")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_700_000_000.0)
 
 
 @pytest.fixture

@@ -16,19 +16,10 @@ import msgspec
 import pytest
 import satchel
 from satchel import ConfigError, StorageError
+from satchel.testing import Clock
 from satchel_sqlite import SQLiteStorage, _sql
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    """Wall-clock seconds that a test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

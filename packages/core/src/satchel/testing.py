@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar, overload
 from ._codec import store_key
 from ._sessions import Key, RequestSessions, Sessions
 
-__all__ = ["set_session", "get_session", "clear_session", "store_key"]
+__all__ = ["set_session", "get_session", "clear_session", "store_key", "Clock"]
 
 T = TypeVar("T")
 
@@ -91,3 +91,23 @@ async def get_session(client: _Client, sessions: Sessions, key: str) -> object |
 async def get_session(client: _Client, sessions: Sessions, key: Key) -> object | None:
     """The client's session of ``key`` (a type or mapping name), or ``None``."""
     return await _request(client, sessions).get(key)
+
+
+class Clock:
+    """Unix time that a test moves by hand: pass it as ``Sessions(clock=...)`` or a
+    storage's ``clock=`` to expire sessions without waiting.
+
+    Examples:
+        >>> clock = Clock()
+        >>> sessions = satchel.Sessions(satchel.cookie(Cart, "CART", ...), clock=clock)
+        >>> clock.advance(3600)
+    """
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
