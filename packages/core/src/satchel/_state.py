@@ -19,6 +19,9 @@ class Phase(enum.Enum):
     ABSENT = enum.auto()  # looked: the request carries no usable session
     FOUND = enum.auto()  # looked: a valid session came with the request (or was written in it)
     CLEARED = enum.auto()  # ended in this request, by the handler or found ended by another request
+    # another request regenerated it meanwhile and sends the new ID: this response leaves
+    # the cookie alone, so it cannot delete the new one in the browser
+    SUPERSEDED = enum.auto()
 
 
 class State:
@@ -80,8 +83,9 @@ class State:
     def found(self) -> bool:
         return self.phase is Phase.FOUND
 
-    def end(self) -> None:
-        """Forget the session: the request now holds none, and sends the cookie's deletion."""
-        self.phase = Phase.CLEARED
+    def end(self, phase: Phase = Phase.CLEARED) -> None:
+        """Forget the session: the request now holds none, and (``CLEARED``) sends the
+        cookie's deletion, or (``SUPERSEDED``) leaves the cookie alone."""
+        self.phase = phase
         self.value = self.data = self.id = self.key = self.raw = self.sealed = self.moving = None
         self.dirty = self.regen = self.reissue = False
