@@ -166,6 +166,13 @@ def _replace_if(owner: str) -> str:
 
 REPLACE_IF = _replace_if(_NO_OWNER)
 REPLACE_OWNED_IF = _replace_if("?")
+# The usual owned update: the owner it already has. Leaving owner out of SET leaves the
+# owner index alone; assigning it, even the same value, rewrites the entry (67 against
+# 50 us a write, measured in bench_revocation's reading).
+REPLACE_SAME_OWNER_IF = (
+    f"UPDATE {TABLE} SET data = ?, expires_at = ? "
+    f"WHERE namespace = ? AND id = ? AND data = ? AND {_ALIVE} AND owner = ?"
+)
 # Leaves owner alone: the link stays, and moves with the row's expiry.
 TOUCH = f"UPDATE {TABLE} SET expires_at = ? WHERE namespace = ? AND id = ? AND {_ALIVE}"
 # Both name the owner index. Without statistics (ANALYZE) SQLite's planner prefers the
@@ -451,6 +458,10 @@ def write_if(
     elif owner is None:
         sql, params = REPLACE_IF, (data, expires_at, namespace, id, expected, now)
     else:
+        same = (data, expires_at, namespace, id, expected, now, owner)
+        if change(db, REPLACE_SAME_OWNER_IF, same, None) == 1:
+            return True
+        # another owner, or none (each statement is a compare-and-set of its own: atomic)
         sql, params = REPLACE_OWNED_IF, (data, expires_at, owner, namespace, id, expected, now)
     return change(db, sql, params, None) == 1
 
