@@ -149,7 +149,6 @@ class Mapping(Generic[T]):
         self.owners: OwnerIndex | None = (
             probe if isinstance(probe, OwnerIndex) and self.cas is not None else None
         )
-        self.compare_and_set = self.cas is not None
         # the largest value the storage takes, read once: set() and every save check it
         self.value_limit = capabilities_of(storage).max_value_size if storage is not None else 0
         if owner is not None:
