@@ -236,6 +236,11 @@ class SQLiteStorage:
 
         One conditional statement in one transaction, so it is atomic across processes.
         """
+        return await self._write_if(id, data, ttl, expected, None)
+
+    async def _write_if(
+        self, id: str, data: bytes, ttl: float | None, expected: bytes | None, owner: str | None
+    ) -> bool:
         return await self._run(
             _sql.write_if,
             self._cfg.namespace,
@@ -244,6 +249,7 @@ class SQLiteStorage:
             self._expiry(ttl),
             None if expected is None else bytes(expected),
             self._clock(),
+            owner,
         )
 
     async def invalidate(self, id: str) -> None:
@@ -266,17 +272,7 @@ class SQLiteStorage:
         plain `write` or `write_if` of ``id`` stores it unowned again. ``ValueError``
         for an owner that is not a string of 1 to 256 characters.
         """
-        check_owner(owner)
-        return await self._run(
-            _sql.write_if,
-            self._cfg.namespace,
-            id,
-            bytes(data),
-            self._expiry(ttl),
-            None if expected is None else bytes(expected),
-            self._clock(),
-            owner,
-        )
+        return await self._write_if(id, data, ttl, expected, check_owner(owner))
 
     async def touch_owned(self, id: str, ttl: float | None, *, owner: str) -> None:
         """`touch`: the link is a column of the session's row, so it moves with it."""
