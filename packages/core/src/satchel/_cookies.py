@@ -25,8 +25,9 @@ _TOKEN = frozenset(chr(c) for c in range(0x21, 0x7F)) - frozenset('()<>@,;:\\"/[
 _ATTRIBUTE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {";"}
 
 
-def secure_by_default(scope: Any) -> bool:
-    """Whether ``secure=None`` means ``Secure`` for a request with this ASGI scope.
+def secure_by_default(scheme: str, server: Any) -> bool:
+    """Whether ``secure=None`` means ``Secure`` for a request with this ASGI scope's
+    ``scheme`` and ``server``.
 
     Always, but for plain ``http`` through an in-process test client (the scope's server is
     ``testserver`` or ``localhost``, names no real server reports). Nothing a client or a
@@ -35,9 +36,8 @@ def secure_by_default(scope: Any) -> bool:
     cookie must still be ``Secure``. Browsers accept ``Secure`` cookies from
     ``http://localhost`` and ``http://127.0.0.1``, so local development works too.
     """
-    if scope.get("scheme", "http") not in ("http", "ws"):
+    if scheme not in ("http", "ws"):
         return True
-    server = scope.get("server")
     return not (server and server[0] in _TEST_TRANSPORTS)
 
 

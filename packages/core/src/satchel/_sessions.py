@@ -159,14 +159,16 @@ class RequestSessions:
     response start only the mappings that changed are written.
     """
 
-    __slots__ = ("_headers", "_jar", "_secure", "_sessions", "_states")
+    __slots__ = ("_headers", "_jar", "_scheme", "_scope_server", "_sessions", "_states")
 
     def __init__(self, sessions: Sessions, scope: MutableMapping[str, Any]) -> None:
         self._sessions = sessions
         # what the request path needs of the scope, not the scope itself: the scope holds
         # this object, and a cycle would leave every request to the cycle collector
         self._headers = scope.get("headers", ())
-        self._secure = secure_by_default(scope)
+        # what decides Secure, kept as it is: most requests send no cookie at all
+        self._scheme: str = scope.get("scheme", "http")
+        self._scope_server = scope.get("server")
         self._states: dict[Mapping[Any], State] | None = None
         self._jar: dict[str, list[str]] | None = None
 
@@ -440,13 +442,14 @@ class RequestSessions:
     def _send(self, m: Mapping[Any], text: str, lifetime: float | None, now: float) -> Header:
         if m.attributes is None:
             return (m.header_key, text.encode("latin-1"))
-        secure = m.attributes.wants_secure(self._secure)
+        secure = m.attributes.wants_secure(secure_by_default(self._scheme, self._scope_server))
         return (b"set-cookie", m.attributes.set_cookie(text, lifetime, now, secure))
 
     def _delete(self, m: Mapping[Any]) -> Header:
         if m.attributes is None:
             return (m.header_key, b"")
-        return (b"set-cookie", m.attributes.delete_cookie(m.attributes.wants_secure(self._secure)))
+        secure = m.attributes.wants_secure(secure_by_default(self._scheme, self._scope_server))
+        return (b"set-cookie", m.attributes.delete_cookie(secure))
 
 
 def _reads_back(m: Mapping[Any], data: bytes) -> str | None:
