@@ -104,3 +104,25 @@ def test_an_operator_lists_and_revokes_a_users_sessions(
 def test_an_unknown_storage_exits_2_naming_what_is_installed(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["revoke", "nosuch://x", "--owner", "ada"]) == 2
     assert "sqlite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("handle", ["-starts-with-a-dash", "--double", "plain"])
+def test_a_handle_or_owner_that_starts_with_a_dash_is_taken_as_a_value(handle: str) -> None:
+    # a handle is base64url: about one in 32 starts with "-", and argparse would read it
+    # as an option ("expected one argument") unless the command glues it to its flag
+    from satchel._cli import _glue_values
+
+    assert _glue_values(["revoke", "memory://", "--owner", "-ada", "--handle", handle]) == [
+        "revoke",
+        "memory://",
+        "--owner=-ada",
+        f"--handle={handle}",
+    ]
+
+
+def test_revoking_a_handle_that_starts_with_a_dash_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    assert main(["revoke", url, "--owner", "-ada", "--handle", "-" + "A" * 42]) == 0
+    assert "ended 0 session(s)" in capsys.readouterr().out

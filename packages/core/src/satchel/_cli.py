@@ -152,6 +152,27 @@ def _conformance(args: argparse.Namespace) -> int:
     return int(run([args.url, *args.pytest_args]))
 
 
+_VALUED = ("--owner", "--handle")
+
+
+def _glue_values(argv: Sequence[str]) -> list[str]:
+    """``--handle -x`` as ``--handle=-x``: a handle (base64url) or an owner may start with
+    ``-``, which argparse would otherwise take for an option and refuse."""
+    out: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--":
+            out.append(arg)
+            out.extend(it)
+            break
+        if arg in _VALUED:
+            value = next(it, None)
+            out.append(arg if value is None else f"{arg}={value}")
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``satchel`` console script."""
     parser = argparse.ArgumentParser(prog="satchel", description="typed, async HTTP sessions")
@@ -178,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     kit.add_argument("url", help="storage URL, e.g. memory:// or redis://127.0.0.1:6379/0")
     kit.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
     kit.set_defaults(run=_conformance)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] != ["conformance"]:  # the kit's own arguments pass through untouched
+        argv = _glue_values(argv)
     args = parser.parse_args(argv)
     if args.command == "keygen" and args.bytes < 32:
         parser.error("--bytes must be at least 32")
