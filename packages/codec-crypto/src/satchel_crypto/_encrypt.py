@@ -20,8 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from satchel import ConfigError, Reissue
-from satchel._transformers import as_key
+from satchel import ConfigError, Reissue, check_key
 
 __all__ = ["Encrypt"]
 
@@ -100,8 +99,8 @@ class Encrypt:
             )
         if max_inflated < 1:
             raise ConfigError(f"Encrypt(max_inflated={max_inflated}) must be at least 1 byte")
-        self._masters = [as_key(key, what="Encrypt key")] + [
-            as_key(k, what="Encrypt fallback key") for k in fallback_keys
+        self._masters = [check_key(key, what="Encrypt key")] + [
+            check_key(k, what="Encrypt fallback key") for k in fallback_keys
         ]
         self._compress = compress
         self._max_inflated = max_inflated

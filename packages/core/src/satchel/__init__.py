@@ -30,7 +30,7 @@ from ._plugins import (
 )
 from ._serializers import JSONSerializer, MsgPackSerializer
 from ._sessions import RequestSessions, Sessions
-from ._transformers import Digest, Sign
+from ._transformers import Digest, Sign, check_key
 from ._types import (
     BindableTransformer,
     CompareAndSet,
@@ -93,5 +93,14 @@ __all__ = [
     "serializer",
     "transformer",
     "check_owner",
+    "check_key",
     "redact_url",
 ]
+
+# Tracebacks and reprs name what users import (satchel.StorageError), not the private
+# module that defines it.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("satchel._"):
+        _obj.__module__ = "satchel"
+del _name, _obj

@@ -14,7 +14,7 @@ from typing import Protocol
 from ._exceptions import ConfigError
 from ._types import Reissue
 
-__all__ = ["Sign", "Digest", "as_key"]
+__all__ = ["Sign", "Digest", "check_key"]
 
 _MIN_KEY = 32
 _MIN_DISTINCT = 16  # 32 random bytes have about 30; 16 or fewer: a pattern
@@ -23,7 +23,7 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+")
 _TAG = 32
 
 
-def as_key(secret: str | bytes, *, what: str = "key") -> bytes:
+def check_key(secret: str | bytes, *, what: str = "key") -> bytes:
     """``secret`` as bytes, refused unless it looks like at least 32 random bytes.
 
     Refused: fewer than 32 bytes; text that spells fewer than 32 bytes in hex or base64; a
@@ -140,8 +140,8 @@ class Sign:
     authenticates = True  # a forged or altered value never decodes: enough for a stateless mapping
 
     def __init__(self, key: str | bytes, *, fallback_keys: Sequence[str | bytes] = ()) -> None:
-        self._masters = [as_key(key, what="Sign key")] + [
-            as_key(k, what="Sign fallback key") for k in fallback_keys
+        self._masters = [check_key(key, what="Sign key")] + [
+            check_key(k, what="Sign fallback key") for k in fallback_keys
         ]
         self._derive(b"")
 
