@@ -57,3 +57,13 @@ def test_the_shipped_plugins_use_only_the_cores_public_names() -> None:
     sources = [p for p in PACKAGES.glob("*/src/*/**/*.py") if not p.is_relative_to(PACKAGES / "core")]
     assert sources, "no plugin sources found"
     assert [hit for p in sources for hit in _private_core_imports(p)] == []
+
+
+@pytest.mark.parametrize("factory", [satchel.cookie, satchel.header], ids=lambda f: f.__name__)
+def test_every_parameter_of_cookie_and_header_is_documented(factory: object) -> None:
+    doc = inspect.getdoc(factory) or ""
+    args = doc.partition("Args:")[2].partition("Examples:")[0]
+    undocumented = [
+        name for name in inspect.signature(factory).parameters if f"\n    {name}:" not in f"\n{args}"
+    ]
+    assert undocumented == []

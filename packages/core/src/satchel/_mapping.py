@@ -388,13 +388,40 @@ def cookie(
     ``transformers``), server-side otherwise (only an ID travels; ``storage`` is a
     `SessionStorage` or a URL such as ``"sqlite:///sessions.db"``).
 
-    ``max_age`` is the idle timeout and ``max_lifetime`` the absolute one, in seconds,
-    both enforced on the server. ``secure=None`` sets ``Secure`` except on plain http to
-    a local host (``localhost``, loopback addresses, the test client's ``testserver``).
-
-    ``owner`` (server-side only) maps a session value to the string that owns it, e.g.
-    ``owner=lambda login: login.user``: the app can then list and end every session of
-    that owner (`Sessions.revoke_owner`). It needs a storage with an owner index.
+    Args:
+        type: the session's type: a msgspec Struct, a dataclass, an attrs class, a
+            TypedDict or ``dict``; the serializer encodes and decodes it.
+        name: the cookie name; unique among the app's mappings.
+        storage: ``None`` for a stateless session (the whole value travels, protected by
+            ``transformers``); a `SessionStorage` or a storage URL (``"sqlite:///sessions.db"``,
+            ``"redis://..."``, ``"memory://"``) for a server-side one (only an ID travels).
+        serializer: ``None`` for msgpack; a registered name (``"json"``, ``"msgpack"``),
+            a `Serializer`, or a callable that makes one from ``type``.
+        transformers: applied in order to what travels (``Sign``, ``Digest``, ``Encrypt``).
+            A stateless mapping needs one that signs or encrypts.
+        identity: makes server-side IDs (default: 32 random bytes from `secrets`, base64url).
+        max_age: idle timeout (default 14 days), in seconds or a ``timedelta``; ``None`` for none. Enforced
+            on the server, not only by the client.
+        max_lifetime: absolute timeout from when the session was created; ``None`` for none.
+        rolling: whether each request that reads the session moves its idle deadline
+            (reissued at most once per half of ``max_age``).
+        path: the cookie's ``Path``.
+        domain: the cookie's ``Domain``; ``None`` keeps it on the host that set it.
+        secure: ``True`` or ``False`` forces ``Secure``; ``None`` sets it on every request
+            but plain http through an in-process test client (``testserver``,
+            ``localhost``). Nothing the client sends (``Host``, ``X-Forwarded-*``) changes it.
+        http_only: the cookie's ``HttpOnly``; page scripts cannot read it.
+        same_site: ``"lax"``, ``"strict"``, ``"none"`` (forces ``Secure``) or ``None`` to
+            leave the attribute out.
+        partitioned: the cookie's ``Partitioned`` (CHIPS; forces ``Secure``).
+        on_storage_error: what a failed storage *read* means: ``"raise"`` (a
+            `StorageError`, the response fails) or ``"ignore"`` (read as no session).
+            A failed write always raises.
+        detect_conflicts: raise `SessionConflict` when another request changed the session
+            between this request's read and its write (needs compare-and-set).
+        owner: server-side only: maps a value to the string that owns it, e.g.
+            ``lambda login: login.user``, so the app can list and end every session of
+            that owner (`Sessions.revoke_owner`). Needs a storage with an owner index.
 
     Examples:
         >>> satchel.cookie(Cart, "CART", transformers=[satchel.Sign(key)])
@@ -449,6 +476,34 @@ def header(
 
     For API clients: the server sends the header when the session changes; the client
     sends it back. A cleared session is answered with the header set to an empty value.
+
+    Args:
+        type: the session's type: a msgspec Struct, a dataclass, an attrs class, a
+            TypedDict or ``dict``; the serializer encodes and decodes it.
+        name: the header name; unique among the app's mappings.
+        storage: ``None`` for a stateless session (the whole value travels, protected by
+            ``transformers``); a `SessionStorage` or a storage URL (``"sqlite:///sessions.db"``,
+            ``"redis://..."``, ``"memory://"``) for a server-side one (only an ID travels).
+        serializer: ``None`` for msgpack; a registered name (``"json"``, ``"msgpack"``),
+            a `Serializer`, or a callable that makes one from ``type``.
+        transformers: applied in order to what travels (``Sign``, ``Digest``, ``Encrypt``).
+            A stateless mapping needs one that signs or encrypts.
+        identity: makes server-side IDs (default: 32 random bytes from `secrets`, base64url).
+        max_age: idle timeout (default 14 days), in seconds or a ``timedelta``; ``None`` for none. Enforced
+            on the server, not only by the client.
+        max_lifetime: absolute timeout from when the session was created; ``None`` for none.
+        rolling: whether each request that reads the session moves its idle deadline
+            (reissued at most once per half of ``max_age``).
+        max_size: the longest value sent in the header, in characters; a larger one raises
+            `SessionTooLarge` when the session is saved.
+        on_storage_error: what a failed storage *read* means: ``"raise"`` (a
+            `StorageError`, the response fails) or ``"ignore"`` (read as no session).
+            A failed write always raises.
+        detect_conflicts: raise `SessionConflict` when another request changed the session
+            between this request's read and its write (needs compare-and-set).
+        owner: server-side only: maps a value to the string that owns it, e.g.
+            ``lambda login: login.user``, so the app can list and end every session of
+            that owner (`Sessions.revoke_owner`). Needs a storage with an owner index.
 
     Examples:
         >>> satchel.header(Api, "X-Session", storage=satchel.MemoryStorage())
