@@ -11,6 +11,7 @@ __all__ = [
     "CompareAndSet",
     "OwnerIndex",
     "OwnedEntry",
+    "Purgeable",
     "StorageCapabilities",
     "capabilities_of",
     "Serializer",
@@ -126,6 +127,32 @@ class OwnerIndex(Protocol):
 
         Every such session that exists when the call starts is gone when it returns; a
         session written during the call may survive. Safe to repeat (then it returns 0).
+        """
+        ...
+
+
+@runtime_checkable
+class Purgeable(Protocol):
+    """Protocol: optional storage capability: delete expired entries now.
+
+    For a storage that keeps expired entries until something removes them (SQLite rows,
+    MongoDB documents between two passes of its TTL monitor). ``satchel purge URL``
+    calls it; a storage whose backend drops expired entries by itself (Redis) or as it
+    goes (memory) need not offer it.
+
+    Its scope is the whole store the storage opened, every namespace in it (the SQLite
+    file, the MongoDB collection), not only the storage's own namespace: an expired entry
+    is no one's, and one purge job per store is what an operator schedules. It never
+    removes a live entry, of any namespace.
+
+    Added in version 0.2.
+    """
+
+    async def purge(self) -> int:
+        """Delete every entry of the store that has expired by the time the call starts.
+
+        Returns how many it deleted. Entries a background sweeper removed first are not
+        counted; repeating it returns 0 unless more expired meanwhile.
         """
         ...
 
