@@ -11,7 +11,7 @@ SYNC_STAMP := .venv/.synced
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test check lint typecheck docs bench sync clean
+.PHONY: demo test check lint typecheck docs dist bench sync clean
 
 $(TOOLS)/uv/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)/uv
@@ -23,8 +23,13 @@ $(SYNC_STAMP): $(UV) pyproject.toml uv.lock packages/*/pyproject.toml
 
 sync: $(SYNC_STAMP)
 
-demo: $(SYNC_STAMP)
-	$(UV) run --frozen --no-sync python -m examples.shop --host $(HOST) --port $(PORT)
+# the demo's own environment, from the lock: satchel, satchel-sqlite and the `demo` group
+# (starlette, uvicorn), about a dozen packages; .venv and its dev toolchain are left alone
+DEMO_ENV := .venv-demo
+
+demo: $(UV)
+	UV_PROJECT_ENVIRONMENT=$(DEMO_ENV) $(UV) sync --frozen --no-dev --group demo --package satchel-sqlite --quiet
+	$(DEMO_ENV)/bin/python -m examples.shop --host $(HOST) --port $(PORT)
 
 test: $(SYNC_STAMP)
 	$(UV) run --frozen --no-sync python -m pytest $(PYTEST_ARGS)
@@ -39,10 +44,16 @@ typecheck: $(SYNC_STAMP)
 docs: $(SYNC_STAMP)
 	$(UV) run --frozen --no-sync mkdocs build --strict --site-dir site
 
-check: lint typecheck docs
+check: lint typecheck docs dist
+
+# every wheel and sdist into dist/, then the checks an index upload would make
+dist: $(SYNC_STAMP)
+	rm -rf dist
+	$(UV) build --all-packages --out-dir dist --quiet
+	$(UV) run --frozen --no-sync twine check --strict dist/*
 
 bench: $(SYNC_STAMP)
 	$(UV) run --frozen --no-sync python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .venv $(TOOLS) site
+	rm -rf .venv $(DEMO_ENV) $(TOOLS) site dist
