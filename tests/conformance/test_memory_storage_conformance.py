@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 import pytest
 import satchel
-from satchel_conformance import StorageContract
+from satchel_conformance import StorageContract, StoredExpiry
 
 
 class TestMemoryStorage(StorageContract):
@@ -16,3 +19,13 @@ class TestMemoryStorage(StorageContract):
     def other_namespace(self) -> satchel.MemoryStorage:
         # MemoryStorage has no namespaces: two instances are the nearest thing
         return satchel.MemoryStorage()
+
+    @pytest.fixture
+    def stored_expiry(self, storage: satchel.MemoryStorage) -> StoredExpiry:
+        """The deadline in the storage's dict (on its monotonic clock), as Unix seconds."""
+
+        async def stored_expiry(id: str) -> float | None:
+            _, deadline, _ = storage._data[id]  # a KeyError is a LookupError: nothing held
+            return None if deadline == math.inf else time.time() + (deadline - time.monotonic())
+
+        return stored_expiry

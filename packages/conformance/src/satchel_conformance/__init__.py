@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._codecs import SerializerContract, TransformerContract
-    from ._storage import RawRead, RawWrite, Reopen, StorageContract, Timing
+    from ._storage import Outage, RawRead, RawWrite, Reopen, StorageContract, StoredExpiry, Timing
 
 __all__ = [
     "StorageContract",
@@ -27,6 +27,8 @@ __all__ = [
     "Reopen",
     "RawRead",
     "RawWrite",
+    "StoredExpiry",
+    "Outage",
     "Timing",
 ]
 
@@ -35,6 +37,8 @@ _HOMES = {
     "Reopen": "._storage",
     "RawRead": "._storage",
     "RawWrite": "._storage",
+    "StoredExpiry": "._storage",
+    "Outage": "._storage",
     "Timing": "._storage",
     "SerializerContract": "._codecs",
     "TransformerContract": "._codecs",

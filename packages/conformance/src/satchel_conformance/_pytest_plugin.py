@@ -6,8 +6,9 @@ nothing heavy (not satchel, not hypothesis) and changes nothing by itself. It:
 - adds the ``--satchel-storage-url``, ``--satchel-ttl`` and ``--satchel-tolerance`` options;
 - exposes the server fixtures of `satchel_conformance.servers.fixtures`;
 - leaves the URL-mode module out of collection unless a storage URL was given;
-- fails each check of a contract class that a class decorator marked skip, skipif or
-  xfail (a mark in the class body is refused when the class is defined);
+- fails each check of a contract class that a class decorator, a module's or package's
+  ``pytestmark`` or a hook marked skip, skipif or xfail (a mark in the class body is
+  refused when the class is defined);
 - closes a run that ran contract checks with a "satchel conformance" summary: per class
   the tally, then each check skipped (with why), expected to fail (with why) or failed
   (with what), and with ``-v`` or in a URL run the passed ones too.
@@ -79,7 +80,29 @@ def pytest_runtest_setup(item: pytest.Item) -> object:
             base.refuse_dropping_marks(cls)
         except TypeError as exc:
             pytest.fail(str(exc), pytrace=False)
+        _refuse_outer_marks(item)
     return (yield)
+
+
+def _refuse_outer_marks(item: pytest.Item) -> None:
+    """Fail a standard check that a module's or package's ``pytestmark`` (or a hook that
+    adds marks to items) would skip: it would show as "skipped" while the run passes."""
+    for node in item.listchain():
+        if node is not item and not isinstance(node, (pytest.Module, pytest.Package)):
+            continue
+        names = [mark.name for mark in node.own_markers]
+        # the kit's own strict xfail marks sit on the check itself; skips never do
+        dropping = [n for n in names if n in ("skip", "skipif") or (n == "xfail" and node is not item)]
+        if dropping:
+            where = "the check" if node is item else f"{type(node).__name__.lower()} {node.name}"
+            pytest.fail(
+                f"{where} carries pytest.mark.{dropping[0]}, which would drop a standard "
+                "conformance check while the run passes. Skip a whole module with "
+                "pytest.importorskip or a fixture that calls pytest.skip when its server is "
+                "missing; mark a check that does not hold by overriding it with "
+                "@pytest.mark.xfail(reason='...').",
+                pytrace=False,
+            )
 
 
 @dataclass

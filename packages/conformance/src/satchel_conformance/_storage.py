@@ -13,16 +13,19 @@ A backend's test module::
             await storage.aclose()
 
 Optional fixtures widen what is checked (each missing one skips its checks by name):
-``reopen``, ``other_namespace``, ``raw_read``, ``raw_write``. See `StorageContract`.
-Optional capabilities are found on the storage itself: ``write_if`` (`satchel.CompareAndSet`)
-and the owner index (`satchel.OwnerIndex`) each get their checks, or skip them by name.
+``reopen``, ``other_namespace``, ``raw_read``, ``raw_write``, ``stored_expiry``, ``outage``.
+See `StorageContract`. Optional capabilities are found on the storage itself: ``write_if``
+(`satchel.CompareAndSet`), the owner index (`satchel.OwnerIndex`) and ``purge``
+(`satchel.Purgeable`) each get their checks, or skip them by name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -36,7 +39,10 @@ from satchel import SessionStorage, StorageCapabilities
 
 from ._base import Contract, label, require_equal, require_one_of
 
-__all__ = ["StorageContract", "Timing", "Reopen", "RawRead", "RawWrite"]
+if sys.version_info < (3, 11):  # anyio brings the backport there
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
+
+__all__ = ["StorageContract", "Timing", "Reopen", "RawRead", "RawWrite", "StoredExpiry", "Outage"]
 
 Reopen = Callable[[], Awaitable[SessionStorage]]
 """``reopen()``: opens the data the ``storage`` fixture held, after the kit closed it."""
@@ -44,6 +50,12 @@ RawRead = Callable[[str], Awaitable["bytes | None"]]
 """``raw_read(id)``: what the backend holds for ``id``, read without the storage class."""
 RawWrite = Callable[[str, bytes], Awaitable[None]]
 """``raw_write(id, data)``: put ``data`` under ``id`` (no expiry) without the storage class."""
+StoredExpiry = Callable[[str], Awaitable["float | None"]]
+"""``stored_expiry(id)``: the expiry the backend holds for ``id``, read without the storage
+class: Unix seconds (wall clock), ``None`` for no expiry; raises `LookupError` when the
+backend holds nothing under ``id``."""
+Outage = Callable[[], contextlib.AbstractAsyncContextManager[object]]
+"""``outage()``: an async context manager; the backend is unavailable inside its block."""
 
 F = TypeVar("F", bound=Callable[..., Awaitable[None]])
 
@@ -89,16 +101,71 @@ def _check(fn: F) -> F:
         storage = kwargs.get("storage")
         if storage is not None:
             StorageContract._declared[type(self)] = satchel.capabilities_of(storage)
-        with anyio.move_on_after(self.check_timeout) as scope:
-            await fn(self, *args, **kwargs)
-        if scope.cancelled_caught:
-            pytest.fail(
-                f"the check did not finish within check_timeout={self.check_timeout}s: "
-                "a storage call hangs (every call must fail with StorageError instead)",
-                pytrace=False,
-            )
+        try:
+            with anyio.move_on_after(self.check_timeout) as scope:
+                try:
+                    await fn(self, *args, **kwargs)
+                except BaseExceptionGroup as group:
+                    raise _first_error(group) from None
+            if scope.cancelled_caught:
+                pytest.fail(
+                    f"the check did not finish within check_timeout={self.check_timeout}s: "
+                    "a storage call hangs (every call must fail with StorageError instead)",
+                    pytrace=False,
+                )
+        finally:
+            await _clean_up(self, kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception a task group gathered, rather than the group itself.
+
+    A storage call that fails in one of the concurrent tasks of a check would otherwise be
+    reported as "unhandled errors in a TaskGroup (1 sub-exception)"; the error that matters
+    is inside.
+    """
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    others = sum(1 for _ in _leaves(group)) - 1
+    add_note = getattr(first, "add_note", None)  # Python 3.11 and later
+    if others and add_note is not None:
+        add_note(f"(and {others} more errors in other tasks of the same check)")
+    return first
+
+
+def _leaves(error: BaseException) -> Iterable[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
+
+
+async def _clean_up(kit: StorageContract, fixtures: dict[str, Any]) -> None:
+    """Remove what the check wrote, from ``storage`` and ``other_namespace``, so a test
+    module leaves a persistent backend as it found it (a URL run cleans up again after).
+
+    Best effort and bounded: a check that failed, closed its storage or left the backend
+    down is judged on what it did, not on the clean-up.
+    """
+    ids, owners = written_ids(kit), written_owners(kit)
+    if not ids and not owners:
+        return
+    targets = [fixtures.get("storage"), fixtures.get("other_namespace")]
+    with anyio.move_on_after(kit.check_timeout), contextlib.suppress(Exception):
+        for storage in targets:
+            if storage is None:
+                continue
+            if isinstance(storage, satchel.OwnerIndex):
+                for owner in owners:
+                    await storage.invalidate_owned(owner)
+            for id in ids:
+                await storage.invalidate(id)
+        ids.clear()
+        owners.clear()
 
 
 # The checks' helpers are functions, not methods, so a subclass cannot override one to
@@ -127,17 +194,37 @@ async def _write_all(
         await storage.write(id, data, ttl)
 
 
-async def _expect(storage: SessionStorage, expected: dict[str, bytes | None], what: str) -> None:
-    wrong = []
+def _id_label(id: str, roles: dict[str, str] | None = None) -> str:
+    """How a message names an id: its role in the check where it has one, else its start."""
+    if roles and id in roles:
+        return roles[id]
+    return repr(id) if len(id) <= 12 else f"{id[:8]!r}..."
+
+
+async def _expect(
+    storage: SessionStorage,
+    expected: dict[str, bytes | None],
+    what: str,
+    roles: dict[str, str] | None = None,
+) -> None:
+    """Fail unless each id reads as expected; the first line names what is wrong.
+
+    ``roles`` names ids by what they stand for in the check ("given a ttl"); the summary
+    of a run shows only a failure's first line, so that line says which read was wrong.
+    """
+    wrong: list[tuple[str, str]] = []
     for id, want in expected.items():
         got = await storage.read(id)
         if got is not None and not isinstance(got, bytes):
-            pytest.fail(f"read({id!r}) returned {type(got).__name__}, not bytes")
+            pytest.fail(f"read({_id_label(id, roles)}) returned {type(got).__name__}, not bytes")
         if got != want:
-            wrong.append(f"  read({id!r}) = {label(got)}, expected {label(want)}")
+            wrong.append((id, f"read({_id_label(id, roles)}) = {label(got)}, expected {label(want)}"))
     if wrong:
-        shown = "\n".join(wrong[:8]) + ("\n  ..." if len(wrong) > 8 else "")
-        pytest.fail(f"{what}: {len(wrong)} of {len(expected)} wrong\n{shown}", pytrace=False)
+        first = wrong[0][1]
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        listed = [f"  {line} [id {id!r}]" for id, line in wrong[:8]]
+        shown = "\n".join(listed) + ("\n  ..." if len(wrong) > 8 else "")
+        pytest.fail(f"{what}: {len(wrong)} of {len(expected)} wrong: {first}{more}\n{shown}", pytrace=False)
 
 
 def _cas(storage: SessionStorage) -> satchel.CompareAndSet:
@@ -254,26 +341,7 @@ def _require_expires(
     entry: satchel.OwnedEntry, ttl: float | None, sent: float, returned: float, timing: Timing, what: str
 ) -> None:
     """Fail unless ``entry.expires`` is ``ttl`` after a call from ``sent`` to ``returned`` (wall clock)."""
-    if ttl is None:
-        if entry.expires is not None:
-            pytest.fail(
-                f"{what}: {entry.id!r} is listed with expires={entry.expires!r}, but it has no ttl "
-                "(expected None)",
-                pytrace=False,
-            )
-        return
-    low, high = sent + ttl - timing.tolerance, returned + ttl + timing.tolerance
-    if entry.expires is None or not low <= entry.expires <= high:
-        at = (
-            "None"
-            if entry.expires is None
-            else f"{entry.expires!r} ({entry.expires - sent:+.3f}s from the call)"
-        )
-        pytest.fail(
-            f"{what}: {entry.id!r} is listed with expires={at}; a ttl of {ttl}s puts it "
-            f"{ttl}s after the call, within tolerance={timing.tolerance}s, as Unix seconds (wall clock)",
-            pytrace=False,
-        )
+    _require_expiry(entry.expires, ttl, sent, returned, timing, f"{what}: {entry.id!r} is listed with")
 
 
 async def _invalidate_owned(
@@ -309,6 +377,168 @@ async def _timed(timing: Timing, attempt: Callable[[float], Awaitable[bool]]) ->
     )
 
 
+def _optional_fixture(request: pytest.FixtureRequest | None, name: str) -> Any:
+    """The fixture ``name`` wherever pytest finds it (class, module, conftest), or None."""
+    if request is None:
+        return None
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        return None
+
+
+def _stored_expiry(request: pytest.FixtureRequest | None, storage: SessionStorage) -> StoredExpiry:
+    """The ``stored_expiry`` fixture, else the storage's own ``satchel_stored_expiry``, else skip."""
+    lookup = _optional_fixture(request, "stored_expiry")
+    if lookup is None:
+        lookup = getattr(storage, "satchel_stored_expiry", None)
+    if lookup is None:
+        pytest.skip(
+            "no stored_expiry fixture and no satchel_stored_expiry method on the storage, so the "
+            "expiry the backend holds is not looked at (a test module or the storage can provide one)"
+        )
+    return lookup  # type: ignore[no-any-return]
+
+
+async def _held(lookup: StoredExpiry, id: str) -> bool:
+    """Whether the backend holds anything under ``id``, expired or not."""
+    try:
+        await lookup(id)
+    except LookupError:
+        return False
+    return True
+
+
+async def _expect_stored(
+    lookup: StoredExpiry, id: str, ttl: float | None, sent: float, returned: float, timing: Timing, what: str
+) -> None:
+    """Fail unless the backend holds ``id`` with no expiry (``ttl`` None) or ``ttl`` after the call."""
+    try:
+        expires = await lookup(id)
+    except LookupError:
+        pytest.fail(f"{what}: the backend holds nothing under the id (stored_expiry raised LookupError)")
+    _require_expiry(expires, ttl, sent, returned, timing, f"{what}: the backend holds")
+
+
+def _require_expiry(
+    expires: object, ttl: float | None, sent: float, returned: float, timing: Timing, what: str
+) -> None:
+    """Fail unless ``expires`` is None for no ``ttl``, else ``ttl`` after a call from ``sent``
+    to ``returned`` (Unix seconds, wall clock), within the tolerance."""
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, (int, float))):
+        pytest.fail(f"{what} expires={expires!r}: expected Unix seconds (a float) or None", pytrace=False)
+    if ttl is None:
+        if expires is not None:
+            pytest.fail(
+                f"{what} expires={expires!r} ({expires - returned:+.1f}s from now), but it was given "
+                "ttl=None: no expiry (None) was expected",
+                pytrace=False,
+            )
+        return
+    low, high = sent + ttl - timing.tolerance, returned + ttl + timing.tolerance
+    if expires is None or not low <= expires <= high:
+        at = "None" if expires is None else f"{expires!r} ({expires - sent:+.3f}s from the call)"
+        pytest.fail(
+            f"{what} expires={at}; a ttl of {ttl}s puts it {ttl}s after the call, within "
+            f"tolerance={timing.tolerance}s, as Unix seconds (wall clock)",
+            pytrace=False,
+        )
+
+
+def _mentions(error: BaseException, secrets_: Iterable[str]) -> str | None:
+    """The first of ``secrets_`` found in a message of ``error`` or its chain, or None."""
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        exc = todo.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        texts = [str(exc), repr(exc), *(str(note) for note in getattr(exc, "__notes__", ()))]
+        for secret in secrets_:
+            if any(secret in text for text in texts):
+                return secret
+        todo += [e for e in (exc.__cause__, exc.__context__) if e is not None]
+        if isinstance(exc, BaseExceptionGroup):
+            todo += list(exc.exceptions)
+    return None
+
+
+async def _expect_absent(lookup: StoredExpiry, id: str, what: str) -> None:
+    try:
+        expires = await lookup(id)
+    except LookupError:
+        return
+    pytest.fail(
+        f"{what}: the backend holds an entry (expires={expires!r}); stored_expiry must raise "
+        "LookupError for an id the backend holds nothing under",
+        pytrace=False,
+    )
+
+
+async def _call_in_outage(
+    name: str, call: Callable[[], Awaitable[object]], bound: float
+) -> satchel.StorageError | None:
+    """Run one storage call while the backend is down: its StorageError, or None if it worked.
+
+    Anything else fails the check: another exception type (callers catch StorageError), or
+    no answer within ``bound`` seconds (a request that hangs holds a worker).
+    """
+    started = _now()
+    with anyio.move_on_after(bound) as scope:
+        try:
+            await call()
+        except satchel.StorageError as error:
+            return error
+        except Exception as error:
+            pytest.fail(
+                f"during an outage, {name} raised {type(error).__name__}, not satchel.StorageError "
+                "(raise StorageError(...) from the backend's exception): callers, and the "
+                "on_storage_error policy, catch StorageError only",
+                pytrace=False,
+            )
+    if scope.cancelled_caught:
+        pytest.fail(
+            f"during an outage, {name} neither returned nor raised within outage_timeout={bound}s "
+            f"(it was cancelled after {_now() - started:.1f}s): a call must give up and raise "
+            "StorageError; raise outage_timeout only if the backend's own timeout is longer",
+            pytrace=False,
+        )
+    return None
+
+
+async def _recovers(storage: SessionStorage, kept: str, bound: float) -> None:
+    """Fail unless the same storage object works again within ``bound`` seconds of the outage."""
+    deadline = _now() + bound
+    last: satchel.StorageError | None = None
+    while _now() < deadline:
+        try:
+            got = await storage.read(kept)
+        except satchel.StorageError as error:
+            last = error
+            await anyio.sleep(0.1)
+            continue
+        require_equal(
+            got,
+            b"kept through the outage",
+            f"after the outage, a value written before it reads as {label(got)}",
+        )
+        probe = _new_probe()
+        await storage.write(probe, b"after the outage", None)
+        await _expect(storage, {probe: b"after the outage"}, "a write after the outage")
+        await storage.invalidate(probe)
+        return
+    pytest.fail(
+        f"the backend was back, yet for outage_timeout={bound}s every read raised "
+        f"({last}): the storage must recover without being closed and opened again",
+        pytrace=False,
+    )
+
+
+def _new_probe() -> str:
+    return satchel.token_id()
+
+
 def _skip_undeclared_loop(loop: str, declared: StorageCapabilities) -> None:
     if loop not in declared.event_loops:
         pytest.skip(f"the storage declares event_loops={sorted(declared.event_loops)}")
@@ -331,6 +561,13 @@ class StorageContract(Contract, kit=True):
     ``raw_read`` / ``raw_write`` (optional) -> `RawRead` / `RawWrite`
         Read and write the backend directly, bypassing the storage class, so the kit can
         check what was really persisted and that ``read`` sees what the backend holds.
+    ``stored_expiry`` (optional) -> `StoredExpiry`
+        Read the expiry the backend holds for an id. Without it the kit asks the storage's
+        own ``satchel_stored_expiry`` method, where it has one.
+    ``outage`` (optional) -> `Outage`
+        ``async with outage():`` makes the backend unavailable inside the block.
+
+    ``stored_expiry`` and ``outage`` may come from the class, the module or a conftest.py.
 
     What varies between backends is read from ``satchel.capabilities_of(storage)``:
     ``persistent``, ``max_value_size`` and ``event_loops``. A storage that offers
@@ -345,6 +582,9 @@ class StorageContract(Contract, kit=True):
         (``--satchel-ttl``, ``--satchel-tolerance``). Raise both for a remote server.
     ``check_timeout``
         Seconds one check may take before it counts as a hang.
+    ``outage_timeout``
+        Seconds one call may take while the backend is unavailable before it counts as a
+        hang (a bound on hanging, not a speed test).
     ``state_machine_examples`` / ``state_machine_steps``
         How many random operation sequences the state machine runs, and how long each is.
 
@@ -359,6 +599,7 @@ class StorageContract(Contract, kit=True):
     ttl: ClassVar[float] = 0.25
     tolerance: ClassVar[float] = 0.1
     check_timeout: ClassVar[float] = 60.0
+    outage_timeout: ClassVar[float] = 30.0
     state_machine_examples: ClassVar[int] = 10
     state_machine_steps: ClassVar[int] = 20
 
@@ -478,7 +719,12 @@ class StorageContract(Contract, kit=True):
         await storage.write(keep, b"forever", None)
         await storage.write(lapse, b"brief", kit_timing.ttl)
         await _sleep_until(_now() + kit_timing.ttl + kit_timing.tolerance)
-        await _expect(storage, {keep: b"forever", lapse: None}, "ttl=None after a ttl")
+        await _expect(
+            storage,
+            {keep: b"forever", lapse: None},
+            "ttl=None after a ttl",
+            roles={keep: "the value written with ttl=None", lapse: "the value written with a short ttl"},
+        )
 
     @_check
     async def test_overwrite_replaces_ttl(self, storage: SessionStorage, kit_timing: Timing) -> None:
@@ -494,7 +740,12 @@ class StorageContract(Contract, kit=True):
             await storage.write(shortened, b"old", None)
             await storage.write(shortened, b"new", ttl)
             await _sleep_until(_now() + ttl + kit_timing.tolerance)
-            await _expect(storage, {kept: b"new", shortened: None}, "overwritten ttl")
+            await _expect(
+                storage,
+                {kept: b"new", shortened: None},
+                "overwritten ttl",
+                roles={kept: "a ttl overwritten with None", shortened: "None overwritten with a ttl"},
+            )
             return True
 
         await _timed(kit_timing, attempt)
@@ -541,7 +792,12 @@ class StorageContract(Contract, kit=True):
             await storage.write(given, b"gets a ttl", None)
             await storage.touch(given, ttl)
             await _sleep_until(_now() + ttl + kit_timing.tolerance)
-            await _expect(storage, {given: None, freed: b"loses its ttl"}, "after touch")
+            await _expect(
+                storage,
+                {given: None, freed: b"loses its ttl"},
+                "after touch",
+                roles={given: f"the value touch gave ttl={ttl}", freed: "the value touch gave ttl=None"},
+            )
             return True
 
         await _timed(kit_timing, attempt)
@@ -562,6 +818,52 @@ class StorageContract(Contract, kit=True):
         await _sleep_until(_now() + kit_timing.ttl + kit_timing.tolerance)
         await storage.touch(id, None)
         await _expect(storage, {id: None}, "touch after expiry")
+
+    # ---- what the backend holds ------------------------------------------------------
+
+    @_check
+    async def test_stored_expiry_of_writes(
+        self, storage: SessionStorage, kit_timing: Timing, request: pytest.FixtureRequest
+    ) -> None:
+        """The backend holds no expiry for ttl=None and now + ttl for a ttl, long ones included."""
+        lookup = _stored_expiry(request, storage)
+        ttls: list[float | None] = [None, 90.5, 3600.0, 86400.0, 30 * 86400.0]
+        ids = {_new_id(self): ttl for ttl in ttls}
+        for id, ttl in ids.items():
+            sent = _wall()
+            await storage.write(id, b"stored", ttl)
+            await _expect_stored(lookup, id, ttl, sent, _wall(), kit_timing, f"after write(id, ttl={ttl})")
+        # an overwrite sets the expiry anew, both ways
+        for (id, old), new in zip(ids.items(), reversed(ttls), strict=True):
+            sent = _wall()
+            await storage.write(id, b"rewritten", new)
+            await _expect_stored(
+                lookup, id, new, sent, _wall(), kit_timing, f"after write(ttl={old}) then write(ttl={new})"
+            )
+        if isinstance(storage, satchel.CompareAndSet):
+            for ttl in (None, 600.0):
+                id, sent = _new_id(self), _wall()
+                await storage.write_if(id, b"set", ttl, expected=None)
+                what = f"after write_if(id, ttl={ttl}, expected=None)"
+                await _expect_stored(lookup, id, ttl, sent, _wall(), kit_timing, what)
+        await _expect_absent(lookup, _new_id(self), "an id never written")
+
+    @_check
+    async def test_stored_expiry_after_touch(
+        self, storage: SessionStorage, kit_timing: Timing, request: pytest.FixtureRequest
+    ) -> None:
+        """touch moves the expiry the backend holds to now + ttl, or takes it away with None."""
+        lookup = _stored_expiry(request, storage)
+        id = _new_id(self)
+        await storage.write(id, b"rolling", 60.0)
+        for ttl in (7200.0, None, 30.0, 86400.0, None):
+            sent = _wall()
+            await storage.touch(id, ttl)
+            await _expect_stored(lookup, id, ttl, sent, _wall(), kit_timing, f"after touch(id, ttl={ttl})")
+        await _expect(storage, {id: b"rolling"}, "after touches", roles={id: "the touched value"})
+        absent = _new_id(self)
+        await storage.touch(absent, 60.0)
+        await _expect_absent(lookup, absent, "touch of an absent id")
 
     # ---- values ---------------------------------------------------------------------
 
@@ -770,6 +1072,107 @@ class StorageContract(Contract, kit=True):
         await storage.write(_new_id(self), b"x", None)
         await storage.aclose()
         await storage.aclose()
+
+    @_check
+    async def test_failures_are_storage_errors(
+        self, storage: SessionStorage, request: pytest.FixtureRequest
+    ) -> None:
+        """In an outage, calls raise StorageError in bounded time, naming no id; then the storage recovers."""
+        outage: Outage | None = _optional_fixture(request, "outage")
+        if outage is None:
+            pytest.skip(
+                "no outage fixture, so what a call does while the backend is unavailable is not "
+                "looked at (a test module with its own server can provide one)"
+            )
+        kept, written, dropped, compared = (_new_id(self) for _ in range(4))
+        await storage.write(kept, b"kept through the outage", None)
+        calls: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("read", lambda: storage.read(kept)),
+            ("write", lambda: storage.write(written, b"during", 60.0)),
+            ("touch", lambda: storage.touch(kept, None)),
+            ("invalidate", lambda: storage.invalidate(dropped)),
+        ]
+        if isinstance(storage, satchel.CompareAndSet):
+            cas = storage
+            calls.append(("write_if", lambda: cas.write_if(compared, b"during", None, expected=None)))
+        errors: dict[str, satchel.StorageError] = {}
+        async with outage():
+            for name, call in calls:
+                error = await _call_in_outage(name, call, self.outage_timeout)
+                if error is not None:
+                    errors[name] = error
+        if not errors:
+            pytest.fail(
+                f"inside outage(), every call ({', '.join(name for name, _ in calls)}) succeeded: "
+                "the outage fixture did not make the backend unavailable",
+                pytrace=False,
+            )
+        ids = [kept, written, dropped, compared]
+        for name, error in errors.items():
+            leaked = _mentions(error, ids)
+            if leaked is not None:
+                pytest.fail(
+                    f"during an outage, the StorageError of {name} quotes the session id it was "
+                    f"called with ({type(error).__name__}: {str(error).replace(leaked, '<id>')[:300]}), "
+                    "in its message or in an exception it chains: an id is a credential, and "
+                    "messages end up in logs",
+                    pytrace=False,
+                )
+        await _recovers(storage, kept, self.outage_timeout)
+
+    @_check
+    async def test_purge_removes_only_expired(
+        self,
+        storage: SessionStorage,
+        other_namespace: SessionStorage | None,
+        kit_timing: Timing,
+        request: pytest.FixtureRequest,
+    ) -> None:
+        """purge deletes expired entries, keeps live ones (other namespaces' too), returns how many."""
+        if not isinstance(storage, satchel.Purgeable):
+            pytest.skip("the storage has no purge (satchel.Purgeable); the purge check does not apply")
+        lookup = _optional_fixture(request, "stored_expiry")
+        lookup = lookup or getattr(storage, "satchel_stored_expiry", None)
+        expired = [_new_id(self) for _ in range(5)]
+        live = {_new_id(self): (b"lives an hour", 3600.0), _new_id(self): (b"lives forever", None)}
+        theirs = _new_id(self)
+        for id in expired:
+            await storage.write(id, b"expires", kit_timing.ttl)
+        written = _now()
+        for id, (data, ttl) in live.items():
+            await storage.write(id, data, ttl)
+        if other_namespace is not None:
+            await other_namespace.write(theirs, b"another namespace's", None)
+        await _sleep_until(written + kit_timing.ttl + kit_timing.tolerance)
+        held = [id for id in expired if await _held(lookup, id)] if lookup is not None else []
+        count = await storage.purge()
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            pytest.fail(f"purge() returned {count!r}: expected how many entries it deleted (an int >= 0)")
+        if count < len(held):
+            pytest.fail(
+                f"purge() returned {count}, but the backend held {len(held)} expired entries of this "
+                "namespace just before it",
+                pytrace=False,
+            )
+        if lookup is not None:
+            left = [id for id in expired if await _held(lookup, id)]
+            if left:
+                pytest.fail(
+                    f"after purge(), the backend still holds {len(left)} of {len(expired)} expired entries",
+                    pytrace=False,
+                )
+        roles = {id: f"a live entry with ttl={ttl}" for id, (_, ttl) in live.items()}
+        await _expect(storage, {id: data for id, (data, _) in live.items()}, "after purge()", roles)
+        if other_namespace is not None:
+            await _expect(
+                other_namespace,
+                {theirs: b"another namespace's"},
+                "after purge()",
+                roles={theirs: "a live entry of another namespace"},
+            )
+        again = await storage.purge()
+        if isinstance(again, bool) or not isinstance(again, int) or again < 0:
+            pytest.fail(f"a second purge() returned {again!r}: expected an int >= 0")
 
     # ---- raw access -----------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Examples:
     >>> sessions = satchel.Sessions(satchel.cookie(dict, "SESSION", transformers=[satchel.Sign(KEY)]))
 """
 
+from ._detached import DetachedSessions
 from ._exceptions import (
     ConfigError,
     PluginError,
@@ -56,6 +57,7 @@ __all__ = [
     "SessionMiddleware",
     "sessions_of",
     "RequestSessions",
+    "DetachedSessions",
     "SessionInfo",
     # errors
     "SatchelError",

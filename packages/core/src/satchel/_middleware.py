@@ -49,9 +49,14 @@ class SessionMiddleware:
             return
         request = scope[SCOPE_KEY] = RequestSessions(self.sessions, scope)
         start = "http.response.start" if kind == "http" else "websocket.accept"
+        offered = self.sessions._offered
+        if offered is not None:  # request.session is read synchronously: load it now
+            scope["session"] = await request._offer(offered)
 
         async def send_with_sessions(message: Message) -> None:
             if request._states and message["type"] == start:
+                if offered is not None:
+                    request._adopt(offered, scope.get("session"))
                 added = await request._commit(message.get("status", 200))
                 if added:
                     message["headers"] = _merge(message.get("headers") or [], added)

@@ -12,10 +12,13 @@ from typing import Any, TypeVar, overload
 from . import _server, _stateless
 from ._codec import RECORD_OVERHEAD
 from ._cookies import parse_cookie_header, secure_by_default
-from ._exceptions import ConfigError, SerializationError, SessionTooLarge
+from ._exceptions import ConfigError, SatchelError, SerializationError, SessionTooLarge
 from ._mapping import Mapping
 from ._owners import SessionInfo, check_attributes, list_owned, revoke_owner, revoke_session
 from ._state import Phase, State
+
+if typing.TYPE_CHECKING:
+    from ._detached import DetachedSessions
 
 __all__ = ["Sessions", "RequestSessions"]
 
@@ -42,10 +45,20 @@ class Sessions:
     and ``s-maxage`` are dropped; ``no-store`` or ``private`` already there are kept), so
     no shared cache hands one visitor's session to another. ``False`` leaves
     ``Cache-Control`` to the app.
+
+    ``request_session`` (a type or name; default ``None``): the mapping, of type ``dict``
+    or ``dict[str, Any]``, offered as Starlette's ``request.session`` (``scope["session"]``)
+    to libraries that use it. It is loaded before the app runs when the request carries
+    it, and saved at response start when its serialized value changed; emptied, the
+    session is cleared. See docs/request-session.md.
     """
 
     def __init__(
-        self, *mappings: Mapping[Any], clock: Callable[[], float] = time.time, private: bool = True
+        self,
+        *mappings: Mapping[Any],
+        clock: Callable[[], float] = time.time,
+        private: bool = True,
+        request_session: Key | None = None,
     ) -> None:
         if not mappings:
             raise ConfigError(
@@ -77,6 +90,7 @@ class Sessions:
             if m.transport == "header":
                 headers[m.name.lower()] = m
         self._server_side = any(m.storage is not None for m in mappings)
+        self._offered = None if request_session is None else _offered_mapping(self, request_session)
 
     def mapping(self, key: Key) -> Mapping[Any]:
         """The mapping for a session type or a name."""
@@ -127,6 +141,47 @@ class Sessions:
         """
         return await revoke_session(self.mapping(key), owner, handle)
 
+    # -- outside a request -----------------------------------------------------------
+
+    def detached(
+        self,
+        *,
+        cookies: typing.Mapping[str, str] | typing.Iterable[tuple[str, str]] = (),
+        headers: typing.Mapping[str, str] | typing.Iterable[tuple[str, str]] = (),
+        ids: typing.Mapping[Key, str] | None = None,
+        scheme: str = "https",
+        server: tuple[str, int | None] | None = None,
+    ) -> DetachedSessions:
+        """The sessions a request with these cookies and headers would carry, outside one.
+
+        For a background job, a websocket that outlives its handshake, an admin script:
+        the same handler API (`RequestSessions.get`, ``set``, ``clear``, ``regenerate``,
+        ...) and, at the end of ``async with`` (or at `DetachedSessions.commit`), the same
+        code as a response start: what changed is written and ``headers`` holds what to
+        send back (``Set-Cookie``, or a header mapping's header). A block that raises
+        writes nothing.
+
+        Args:
+            cookies: cookie name to value, as a browser would send them (a value that is
+                malformed, tampered with or expired reads as no session).
+            headers: header name to value, for header mappings.
+            ids: a server-side mapping's type or name to a session ID (as
+                `RequestSessions.session_id` gives it), to open that session directly.
+            scheme: the request's scheme, ``"https"`` or ``"http"``; with ``server`` it
+                decides ``Secure`` for ``secure=None``, as the ASGI scope's keys do.
+            server: the ASGI scope's ``server`` (host, port); ``None`` for a real server.
+
+        Examples:
+            >>> async with sessions.detached(cookies={"SID": cookie_value}) as s:
+            ...     login = await s.get(Login)
+            ...     s.clear(Login)
+            >>> s.headers
+            [('set-cookie', 'SID=""; expires=...')]
+        """
+        from ._detached import DetachedSessions
+
+        return DetachedSessions(self, cookies=cookies, headers=headers, ids=ids, scheme=scheme, server=server)
+
     async def aclose(self) -> None:
         """Close every storage; the middleware calls this at lifespan shutdown.
 
@@ -159,7 +214,7 @@ class RequestSessions:
     response start only the mappings that changed are written.
     """
 
-    __slots__ = ("_headers", "_jar", "_scheme", "_scope_server", "_sessions", "_states")
+    __slots__ = ("_headers", "_jar", "_offered", "_scheme", "_scope_server", "_sessions", "_states")
 
     def __init__(self, sessions: Sessions, scope: MutableMapping[str, Any]) -> None:
         self._sessions = sessions
@@ -171,6 +226,7 @@ class RequestSessions:
         self._scope_server = scope.get("server")
         self._states: dict[Mapping[Any], State] | None = None
         self._jar: dict[str, list[str]] | None = None
+        self._offered: dict[str, Any] | None = None  # the dict given as request.session
 
     # -- reading the request --------------------------------------------------------
 
@@ -202,6 +258,47 @@ class RequestSessions:
             _stateless.load(self, m, st)
         else:
             await _server.load(self, m, st)
+
+    # -- request.session ------------------------------------------------------------
+
+    async def _offer(self, m: Mapping[Any]) -> dict[str, Any]:
+        """The dict to give the app as ``request.session``: the session if the request
+        carries one (no storage call when it does not), else a new empty dict."""
+        st = self._state(m)  # read or not, the response varies on it: the app may read it
+        if self._incoming(m):
+            await self._load(m, st)
+        else:
+            st.phase = Phase.ABSENT
+        offered: dict[str, Any] = st.value if st.found else {}
+        self._offered = offered
+        return offered
+
+    def _adopt(self, m: Mapping[Any], current: object) -> None:
+        """At response start: what the app did to ``request.session`` becomes the session,
+        unless the handler's own ``set`` or ``clear`` came after the load (they stand).
+
+        ``current`` is what ``scope["session"]`` holds now (the app may have replaced the
+        dict). A changed dict is saved as any value changed in place is (its serialized
+        form is compared with what was loaded, so nested changes count); an emptied one
+        ends the session; one that cannot be saved leaves the last good value.
+        """
+        offered, self._offered = self._offered, None
+        st = self._state(m)
+        if offered is None or st.phase in (Phase.CLEARED, Phase.SUPERSEDED):
+            return
+        if st.value is not (offered if st.found else None):
+            return
+        value = current if isinstance(current, dict) else offered
+        if st.found:
+            if value:
+                st.value = value
+            else:
+                self.clear(m.name)
+        elif value:
+            try:
+                self.set(value, key=m.name)
+            except (SatchelError, TypeError, ValueError) as exc:
+                self._refuse(m, st, str(exc), str(exc))
 
     # -- the handler's API ----------------------------------------------------------
 
@@ -320,6 +417,23 @@ class RequestSessions:
         if st.phase is Phase.UNREAD:
             await self._load(m, st)
         return st.key if st.found else None
+
+    async def session_id(self, key: Key) -> str | None:
+        """The ID of this request's server-side session (``None`` without one): what
+        `Sessions.detached` takes as ``ids=`` to open it later, outside a request.
+
+        The ID is a credential, as the cookie is: keep it where you would keep the cookie,
+        and never log it. A session set in this request has its ID once it is saved.
+        """
+        m = self._sessions.mapping(key)
+        if m.storage is None:
+            raise ConfigError(
+                f"{m!r} is stateless: it has no session ID; its cookie or header value is the session"
+            )
+        st = self._state(m)
+        if st.phase is Phase.UNREAD:
+            await self._load(m, st)
+        return st.id if st.found else None
 
     async def _owner(self, key: Key) -> tuple[Mapping[Any], str | None, str | None]:
         m = self._sessions.mapping(key)
@@ -461,6 +575,23 @@ def _reads_back(m: Mapping[Any], data: bytes) -> str | None:
     except Exception as exc:  # a custom serializer, or a type's own __post_init__
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def _offered_mapping(sessions: Sessions, key: Key) -> Mapping[Any]:
+    """The mapping ``Sessions(request_session=key)`` names, checked: a ``dict`` of string keys,
+    since the libraries that use ``request.session`` put whatever they need in it."""
+    m = sessions.mapping(key)
+    args = typing.get_args(m.type)
+    if not (
+        m.type is dict
+        or (typing.get_origin(m.type) is dict and args[:1] == (str,) and args[1] in (Any, object))
+    ):
+        raise ConfigError(
+            f"request_session={key!r}: request.session is a dict that libraries fill with keys of "
+            f"their own, and {m!r} holds a {getattr(m.type, '__name__', m.type)!r}; map it as "
+            f"satchel.cookie(dict, {m.name!r}, ...) (or dict[str, Any])"
+        )
+    return m
 
 
 def _is_class(type_: Any) -> bool:

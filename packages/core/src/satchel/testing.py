@@ -17,7 +17,9 @@ from __future__ import annotations
 from typing import Any, Protocol, TypeVar, overload
 
 from ._codec import store_key
-from ._sessions import Key, RequestSessions, Sessions
+from ._cookies import parse_cookie_header
+from ._detached import DetachedSessions
+from ._sessions import Key, Sessions
 
 __all__ = ["set_session", "get_session", "clear_session", "store_key", "Clock"]
 
@@ -33,41 +35,43 @@ class _Client(Protocol):
     def base_url(self) -> Any: ...
 
 
-def _request(client: _Client, sessions: Sessions) -> RequestSessions:
+def _request(client: _Client, sessions: Sessions) -> DetachedSessions:
     import httpx  # only tests need it
 
     url = client.base_url
-    headers: list[tuple[bytes, bytes]] = [(b"host", str(url.host).encode("latin-1"))]
     probe = httpx.Request("GET", url)
     client.cookies.set_cookie_header(probe)  # exactly the cookies the client would send
-    if "cookie" in probe.headers:
-        headers.append((b"cookie", probe.headers["cookie"].encode("latin-1")))
-    for m in sessions.mappings:
-        if m.transport == "header" and m.name in client.headers:
-            headers.append((m.header_key, client.headers[m.name].encode("latin-1")))
-    scope = {"type": "http", "scheme": url.scheme, "headers": headers, "path": "/"}
-    return RequestSessions(sessions, scope)
+    cookies = parse_cookie_header(
+        [probe.headers["cookie"].encode("latin-1")] if "cookie" in probe.headers else []
+    )
+    headers = [
+        (m.name, client.headers[m.name])
+        for m in sessions.mappings
+        if m.transport == "header" and m.name in client.headers
+    ]
+    # the server an in-process client reports, so Secure is decided as for its requests
+    return sessions.detached(
+        cookies=[(name, value) for name, values in cookies.items() for value in values],
+        headers=headers,
+        scheme=url.scheme,
+        server=(url.host, url.port),
+    )
 
 
-async def _apply(client: _Client, request: RequestSessions) -> None:
+async def _apply(client: _Client, request: DetachedSessions) -> None:
     import httpx
 
-    for name, value in await request._commit():
-        if name in (b"vary", b"cache-control"):
-            continue
-        text = value.decode("latin-1")
-        if name == b"set-cookie":
+    for name, text in await request.commit():
+        if name == "set-cookie":
             # through the client's own jar, as if a response had carried it
             response = httpx.Response(
                 200, headers=[("set-cookie", text)], request=httpx.Request("GET", client.base_url)
             )
             client.cookies.extract_cookies(response)
+        elif text:
+            client.headers[name] = text
         else:
-            header = name.decode("latin-1")
-            if text:
-                client.headers[header] = text
-            else:
-                client.headers.pop(header, None)
+            client.headers.pop(name, None)
 
 
 async def set_session(client: _Client, sessions: Sessions, value: object, *, key: Key | None = None) -> None:
