@@ -13,6 +13,9 @@ least a signed cookie needs (msgspec encode, HMAC-SHA256, base64url, and the rev
 the way in); starlette's ``SessionMiddleware``; starsessions' ``CookieStore``; satchel
 stateless (``satchel.Sign``) and satchel server-side (``satchel.MemoryStorage``).
 
+Every contender runs on two schemes, ``https`` and ``http`` (a plain request to the
+server's own address; satchel keeps ``secure=None``, so its Secure decision is on the path).
+
 Workloads, the request carrying the cookie the previous response set:
 
 - A: the handler reads the session (about 200 bytes), changes it and writes it back;
@@ -236,8 +239,16 @@ IMPLS = [
 BARE, FLOOR, STARLETTE, STARSESSIONS, STATELESS, SERVER = (i.name for i in IMPLS)
 
 
-def scope_for(cookie: bytes | None) -> dict[str, Any]:
-    """A production-like request: https, a few usual headers, another site cookie."""
+SCHEMES = ("https", "http")
+
+
+def scope_for(cookie: bytes | None, scheme: str = "https") -> dict[str, Any]:
+    """A production-like request: a few usual headers, another site cookie.
+
+    ``http`` is a plain request to the server's own address (as behind a proxy that does
+    not say it terminated TLS): satchel's ``secure=None`` still sends ``Secure`` there,
+    which is the decision this exercises.
+    """
     cookies = b"_ga=GA1.2.1843614120.1712345678; theme=dark"
     if cookie is not None:
         cookies += b"; " + COOKIE.encode() + b"=" + cookie
@@ -246,7 +257,7 @@ def scope_for(cookie: bytes | None) -> dict[str, Any]:
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "GET",
-        "scheme": "https",
+        "scheme": scheme,
         "path": "/cart",
         "raw_path": b"/cart",
         "root_path": "",
@@ -259,7 +270,7 @@ def scope_for(cookie: bytes | None) -> dict[str, Any]:
             (b"cookie", cookies),
         ],
         "client": ("203.0.113.7", 51234),
-        "server": ("10.0.0.2", 443),
+        "server": ("10.0.0.2", 443 if scheme == "https" else 80),
     }
 
 
@@ -297,20 +308,22 @@ class Contender:
     scope: dict[str, Any]
 
 
-async def prepare(impl: Impl) -> tuple[Contender, Contender]:
-    """The A and B contenders of ``impl``, each with the cookie its previous response set.
+async def prepare(impl: Impl, scheme: str) -> tuple[Contender, Contender]:
+    """The A and B contenders of ``impl`` on ``scheme``, each with the cookie its previous
+    response set.
 
     Checks on the way that the session really round-trips: a second request reads the
     value the first one wrote, and a request that does not touch the session sets nothing.
     """
+    a, b = f"A {scheme} {impl.name}", f"B {scheme} {impl.name}"
     if impl.wrap is None:
-        plain = scope_for(None)
-        return Contender(f"A {impl.name}", untouched, plain), Contender(f"B {impl.name}", untouched, plain)
+        plain = scope_for(None, scheme)
+        return Contender(a, untouched, plain), Contender(b, untouched, plain)
     app_a, app_b = impl.wrap(impl.handler_a), impl.wrap(untouched)
-    first = await call(app_a, scope_for(None))
+    first = await call(app_a, scope_for(None, scheme))
     if len(first) != 1:
         raise SystemExit(f"{impl.name}: expected one Set-Cookie on a new session, got {first!r}")
-    scope = scope_for(cookie_value(first[0]))
+    scope = scope_for(cookie_value(first[0]), scheme)
     await check_read(impl, scope)
     second = await call(app_a, scope)
     unchanged = len(second) == 1 and cookie_value(second[0]) == cookie_value(first[0])
@@ -318,7 +331,9 @@ async def prepare(impl: Impl) -> tuple[Contender, Contender]:
         raise SystemExit(f"{impl.name}: the second request did not write a changed session: {second!r}")
     if await call(app_b, scope):
         raise SystemExit(f"{impl.name}: a request that never touched the session set a cookie")
-    return Contender(f"A {impl.name}", app_a, scope), Contender(f"B {impl.name}", app_b, scope)
+    if "satchel" in impl.name and b"secure" not in first[0].lower():
+        raise SystemExit(f"{impl.name} on {scheme}: secure=None did not send Secure: {first[0]!r}")
+    return Contender(a, app_a, scope), Contender(b, app_b, scope)
 
 
 async def check_read(impl: Impl, scope: dict[str, Any]) -> None:
@@ -428,10 +443,26 @@ def versions() -> str:
 
 
 def report(results: dict[str, float], memory: dict[str, int] | None) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    for scheme in SCHEMES:
+        mine = {
+            label.replace(f" {scheme} ", " ", 1): t for label, t in results.items() if f" {scheme} " in label
+        }
+        mem = (
+            {label.replace(f" {scheme} ", " ", 1): m for label, m in memory.items() if f" {scheme} " in label}
+            if memory
+            else None
+        )
+        print(f"\n== scheme {scheme}")
+        figures.update({f"{scheme}_{k}": v for k, v in report_scheme(mine, mem).items()})
+    return figures
+
+
+def report_scheme(results: dict[str, float], memory: dict[str, int] | None) -> dict[str, float]:
     us = {label: seconds * 1e6 for label, seconds in results.items()}
     over = {label: t - us[f"{label[0]} {BARE}"] for label, t in us.items()}
     floor = over[f"A {FLOOR}"]
-    print(f"\n{'microseconds per request':30} {'A: read, change, write':>33} {'B: not touched':>24}")
+    print(f"{'microseconds per request':30} {'A: read, change, write':>33} {'B: not touched':>24}")
     print(f"{'':30} {'us':>8} {'overhead':>10} {'/ floor':>9}   {'':>3} {'us':>8} {'overhead':>10}")
     for impl in IMPLS:
         a, b = f"A {impl.name}", f"B {impl.name}"
@@ -464,7 +495,7 @@ def report(results: dict[str, float], memory: dict[str, int] | None) -> dict[str
 
 
 async def bench(rounds: int, n: int, memory: bool, profile_pattern: str | None) -> None:
-    contenders = [c for impl in IMPLS for c in await prepare(impl)]
+    contenders = [c for scheme in SCHEMES for impl in IMPLS for c in await prepare(impl, scheme)]
     print(versions())
     print(machine())
     size = len(msgspec.msgpack.encode(FIRST))
