@@ -185,7 +185,7 @@ async def panel(request: Request) -> str:
         [f'<section id="session-{m.name}">{await about(request, m)}</section>' for m in mappings]
     )
     if not HAVE_CRYPTO:
-        hint = "install satchel-crypto and run with --encrypt to encrypt the cart"
+        hint = "to encrypt the cart, install satchel-crypto and run: python -m examples.shop --encrypt"
     elif not request.app.state.encrypt:
         hint = "run with --encrypt to encrypt the cart, and compare what is readable"
     else:

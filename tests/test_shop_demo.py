@@ -168,7 +168,7 @@ async def test_without_satchel_crypto_the_panel_says_how_to_encrypt(
     app = shop.build_app()
     async with device(app, "Laptop") as client:
         page = (await client.get("/")).text
-        assert "install satchel-crypto and run with --encrypt" in page
+        assert "install satchel-crypto and run: python -m examples.shop --encrypt" in page
     await app.sessions.aclose()
 
 
