@@ -20,6 +20,8 @@ class MemoryStorage:
     Expired entries are dropped on read and purged a few at a time on every write, so
     memory stays bounded by the sessions that are alive. Data does not outlive the
     process, and a second worker process does not see it: use SQLite or Redis there.
+    It holds nothing to release, so `aclose` keeps the sessions: an app started again
+    in the same process (a test suite, a reloader) finds them still there.
 
     ``clock`` returns seconds (monotonic); tests may pass their own to move time.
     """
@@ -144,7 +146,7 @@ class MemoryStorage:
         return len(doomed)
 
     async def aclose(self) -> None:
-        pass
+        """Nothing to release: the sessions stay, and the storage stays usable."""
 
     def __repr__(self) -> str:
         return f"MemoryStorage(<{len(self._data)} sessions>)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,13 +19,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SCOPE_KEY = "satchel.sessions"
 
+log = logging.getLogger("satchel")
+
 
 class SessionMiddleware:
     """ASGI middleware that gives every http and websocket request its sessions.
 
     Nothing is read until the handler asks; at response start (``http.response.start``
     or ``websocket.accept``) the changed sessions are written and their headers added.
-    Storages are closed when the server shuts the app down (lifespan).
+    Storages are closed when the server shuts the app down (lifespan), each time it does:
+    a storage opens again on its next use, so the same app can start again. An app that
+    does not handle lifespan itself (it returns, or raises, without reading a lifespan
+    message) still gets it: the middleware answers the server and closes the storages.
 
     Examples:
         >>> app = satchel.SessionMiddleware(app, sessions)
@@ -42,7 +48,7 @@ class SessionMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await self.app(scope, receive, self._lifespan_send(send))
+            await self._lifespan(scope, receive, send)
             return
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
@@ -64,13 +70,53 @@ class SessionMiddleware:
 
         await self.app(scope, receive, send_with_sessions)
 
-    def _lifespan_send(self, send: Send) -> Send:
-        async def lifespan_send(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
-                await self.sessions.aclose()
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass lifespan to the app and close the storages when it has shut down; answer
+        it ourselves when the app does not handle it."""
+        read = False
+
+        async def app_receive() -> Message:
+            nonlocal read
+            read = True
+            return await receive()
+
+        async def app_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "lifespan.shutdown.complete":
+                message = await self._close(message)
+            elif kind == "lifespan.startup.failed":
+                await self._close(message)  # what the failed startup opened, if anything
             await send(message)
 
-        return lifespan_send
+        try:
+            await self.app(scope, app_receive, app_send)
+        except Exception as exc:
+            if read:
+                raise
+            # ASGI's way to say "no lifespan here"; the storages still need their shutdown
+            log.debug("the app raised %r on the lifespan scope; SessionMiddleware answers it", exc)
+        if not read:
+            await self._answer_lifespan(receive, send)
+
+    async def _answer_lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send(await self._close({"type": "lifespan.shutdown.complete"}))
+                return
+
+    async def _close(self, message: Message) -> Message:
+        """Close the storages; ``message``, or a ``lifespan.shutdown.failed`` saying why not."""
+        try:
+            await self.sessions.aclose()
+        except Exception as exc:
+            log.error("closing the session storages at shutdown failed", exc_info=True)
+            if message["type"] == "lifespan.shutdown.complete":
+                failed = f"closing a session storage failed: {exc}"
+                return {"type": "lifespan.shutdown.failed", "message": failed}
+        return message
 
 
 def _merge(headers: Any, added: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

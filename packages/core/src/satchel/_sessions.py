@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
 import typing
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar, overload
 
 from . import _server, _stateless
@@ -183,10 +185,13 @@ class Sessions:
         return DetachedSessions(self, cookies=cookies, headers=headers, ids=ids, scheme=scheme, server=server)
 
     async def aclose(self) -> None:
-        """Close every storage; the middleware calls this at lifespan shutdown.
+        """Close every storage (each once, however many mappings share it); the middleware
+        calls this at lifespan shutdown.
 
-        One storage failing to close does not keep the others open; its error is raised
-        after all were tried.
+        Not final: closing releases what the storages hold (connections, files, pools),
+        and a storage used afterwards opens again, so an app can start and stop any number
+        of times. One storage failing to close does not keep the others open; its error
+        is raised after all were tried.
         """
         seen: set[int] = set()
         failure: BaseException | None = None
@@ -201,10 +206,36 @@ class Sessions:
             raise failure
 
     async def __aenter__(self) -> Sessions:
+        """Nothing to open (storages open on first use); ``async with sessions:`` closes
+        them on the way out, and may be entered again afterwards."""
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    def lifespan(self, app: object = None) -> AbstractAsyncContextManager[None]:
+        """An app's lifespan that closes the storages at shutdown, for frameworks whose
+        middleware never sees the lifespan (Litestar's ``DefineMiddleware``).
+
+        ``app`` is taken and ignored, so the method itself fits Starlette's and FastAPI's
+        ``lifespan=`` and an item of Litestar's ``lifespan=[...]``; inside a lifespan of
+        your own, write ``async with sessions:`` instead. Where a framework takes
+        shutdown callbacks, pass `aclose` (Litestar's ``on_shutdown=[sessions.aclose]``,
+        Quart's ``app.after_serving(sessions.aclose)``).
+
+        Examples:
+            >>> app = Litestar(route_handlers=[...], lifespan=[sessions.lifespan],
+            ...                middleware=[DefineMiddleware(satchel.SessionMiddleware, sessions=sessions)])
+        """
+        return _closing(self)
+
+
+@contextlib.asynccontextmanager
+async def _closing(sessions: Sessions) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await sessions.aclose()
 
 
 class RequestSessions:
