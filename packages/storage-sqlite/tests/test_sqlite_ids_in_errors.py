@@ -69,14 +69,18 @@ async def test_a_file_that_is_not_a_database_fails_without_the_id(tmp_path: Path
     assert id not in formatted(caught.value)
 
 
-async def test_a_closed_storage_fails_without_the_id(tmp_path: Path, id: str) -> None:
+async def test_a_closed_storage_opens_again_on_the_next_call(tmp_path: Path, id: str) -> None:
+    """aclose() is not final: each call after it opens the file again (no error to name the id)."""
     store = SQLiteStorage(tmp_path / "closed.db")
     await store.write(id, b"x", 60)
     await store.aclose()
-    for call in (store.read(id), store.write(id, b"y", 60), store.invalidate(id)):
-        with pytest.raises(satchel.StorageError, match="closed") as caught:
-            await call
-        assert id not in formatted(caught.value)
+    assert await store.read(id) == b"x"
+    await store.aclose()
+    await store.write(id, b"y", 60)
+    await store.aclose()
+    await store.invalidate(id)
+    assert await store.read(id) is None
+    await store.aclose()
 
 
 # -- purge on a missing file ---------------------------------------------------------------

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -69,9 +70,13 @@ class SQLiteStorage:
     in one statement.
 
     The file is opened, switched to WAL and given its schema on first use; aiosqlite is
-    imported then. A file this storage creates is readable and writable by its owner only
-    (0600), and so are the ``-wal`` and ``-shm`` files next to it. Failures raise
-    `satchel.StorageError` with SQLite's error chained.
+    imported then. `aclose` closes the connections, and the next call opens them again,
+    so one storage serves an app started and stopped several times (a private
+    ``":memory:"`` database starts empty again). A storage garbage-collected with its
+    connections open emits a ``ResourceWarning`` naming its file. A file this storage
+    creates is readable and writable by its owner only (0600), and so are the ``-wal``
+    and ``-shm`` files next to it. Failures raise `satchel.StorageError` with SQLite's
+    error chained.
 
     Examples:
         >>> storage = SQLiteStorage("sessions.db", namespace="shop")   # doctest: +SKIP
@@ -95,7 +100,8 @@ class SQLiteStorage:
         self._handle: tuple[_Pair, _Pair] | None = None  # (writer, reader)
         self._opening: asyncio.Lock | None = None
         self._pid = os.getpid()
-        self._closed = False
+        # one more at each aclose(): an open that began before it must not keep its connections
+        self._generation = 0
         self._opened = False  # whether this storage has opened (or created) the file
         self._writes = 0
         self.capabilities = StorageCapabilities(
@@ -132,12 +138,13 @@ class SQLiteStorage:
     # -- connection ----------------------------------------------------------------
 
     async def _open(self, deadline: float) -> tuple[_Pair, _Pair]:
+        generation = self._generation
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
             if self._handle is not None:
                 return self._handle
-            self._refuse_if_closed()
+            self._refuse_if_closed_since(generation)
             writer = await self._start(deadline, self._cfg.synchronous)
             try:
                 # Reads get their own connection and thread, so they never queue behind a
@@ -148,7 +155,7 @@ class SQLiteStorage:
                 await writer[0].close()
                 raise
             try:
-                self._refuse_if_closed()  # aclose() may have run while the file was opening
+                self._refuse_if_closed_since(generation)  # aclose() ran while the file was opening
             except StorageError:
                 await _close(writer, reader)
                 raise
@@ -156,8 +163,8 @@ class SQLiteStorage:
             self._opened = True
             return self._handle
 
-    def _refuse_if_closed(self) -> None:
-        if self._closed:
+    def _refuse_if_closed_since(self, generation: int) -> None:
+        if self._generation != generation:
             raise StorageError(_closed(self._cfg.path))
 
     async def _start(self, deadline: float, synchronous: str | None) -> _Pair:
@@ -315,7 +322,6 @@ class SQLiteStorage:
         nobody writes (a relative path from the wrong working directory) would report
         "0 removed" forever.
         """
-        self._refuse_if_closed()
         path = self._cfg.path
         if path != MEMORY and not self._opened and not await asyncio.to_thread(os.path.exists, path):
             if missing_ok:
@@ -349,8 +355,12 @@ class SQLiteStorage:
         return removed
 
     async def aclose(self) -> None:
-        """Close the connections; calling it twice is not an error."""
-        self._closed = True
+        """Close the connections; the next call opens them again. Calling it twice is not
+        an error. A call that was opening the file meanwhile fails with
+        `satchel.StorageError` and keeps nothing open."""
+        self._generation += 1
+        # the next open may run on another event loop than this lock has waited in
+        self._opening = None
         handle, self._handle = self._handle, None
         if handle is not None and self._pid == os.getpid():
             try:
@@ -361,6 +371,11 @@ class SQLiteStorage:
     def __repr__(self) -> str:
         ns = f", namespace={self._cfg.namespace!r}" if self._cfg.namespace else ""
         return f"SQLiteStorage({self._cfg.path!r}{ns})"
+
+    def __del__(self) -> None:
+        # only in the process that opened the connections: a forked child never held them
+        if getattr(self, "_handle", None) is not None and self._pid == os.getpid():
+            warnings.warn(_unclosed(self), ResourceWarning, source=self, stacklevel=2)
 
 
 class _Pace:
@@ -389,7 +404,17 @@ async def _close(writer: _Pair, reader: _Pair) -> None:
 
 
 def _closed(path: str) -> str:
-    return f"the SQLite storage for {path!r} was closed; open a new one"
+    return (
+        f"the SQLite storage for {path!r} was closed (aclose) while this call was under way; "
+        "the next call opens it again"
+    )
+
+
+def _unclosed(storage: SQLiteStorage) -> str:
+    return (
+        f"{storage!r} was garbage-collected with its connections open; await its aclose() "
+        "when the app shuts down (SessionMiddleware does at lifespan shutdown)"
+    )
 
 
 def _missing(path: str) -> str:
