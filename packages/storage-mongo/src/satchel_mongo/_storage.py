@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Iterator
+import warnings
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError
+from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError, redact_url
 
 from . import _documents as doc
 
@@ -37,6 +38,19 @@ def _driver_errors() -> tuple[type[Exception], ...]:
 
     doc.check_driver(pymongo.version_tuple, pymongo.version)
     return (pymongo.errors.PyMongoError, bson.errors.BSONError)
+
+
+def _brief(exc: Exception) -> str:
+    """A client error's cause alone: pymongo follows it with the timeouts and the whole
+    topology, hundreds of characters that hid "connection refused" at the end of a line."""
+    import os
+    import re
+
+    text = str(exc).split(", Timeout:", 1)[0]
+    text = re.sub(r" \(configured timeouts: [^)]*\)", "", text)
+    # asyncio says "Connect call failed"; the errno's own words are what people search for
+    text = re.sub(r"\[Errno (\d+)\]", lambda m: f"[Errno {m[1]}] {os.strerror(int(m[1]))}:", text)
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _server_code(exc: OperationFailure) -> str:
@@ -85,8 +99,12 @@ class MongoStorage:
     the namespace) is created on the first owner call and serves ``list_owned`` and
     ``invalidate_owned``.
 
-    An ``AsyncMongoClient`` belongs to the event loop it first ran on: open the
-    storage in the application's loop (e.g. at startup), not at import time in another.
+    An ``AsyncMongoClient`` belongs to the event loop it first ran on, and cannot be used
+    after it is closed. So `aclose` closes the client the storage made, and the next call
+    makes a new one from the same URL and options: the storage works again, on whatever
+    loop runs then (an app started twice, a test suite). A client you passed in is left
+    open, and is yours to use on its own loop. A storage garbage-collected with a client
+    it made still open emits a ``ResourceWarning`` naming its URL (password masked).
     """
 
     capabilities = StorageCapabilities(
@@ -104,18 +122,19 @@ class MongoStorage:
         namespace: str | None = None,
         create_index: bool = True,
         _owns_client: bool = False,
+        _reopen: Callable[[], AsyncMongoClient[Document]] | None = None,
+        _label: str = "",
     ) -> None:
         self._errors = _driver_errors()
-        self._client = client
+        # None after aclose() closed a client the storage made: _reopen makes the next one
+        self._client: AsyncMongoClient[Document] | None = client
         self._owns_client = _owns_client
-        from pymongo import ReadPreference
-
+        self._reopen = _reopen
+        self._label = _label
+        self._in_use = False  # whether a client this storage made may hold connections
+        self._names = (database, collection)
         try:
-            # reads from the primary only: a lagging secondary could still hand out a
-            # session that a logout or regenerate just ended
-            self._collection: AsyncCollection[Document] = client[database].get_collection(
-                collection, read_preference=ReadPreference.PRIMARY
-            )
+            self._collection = self._collection_of(client)
         except self._errors as exc:
             raise ConfigError(
                 f"cannot use {database}.{collection} for sessions ({exc}); "
@@ -133,7 +152,14 @@ class MongoStorage:
         self._index_lock = asyncio.Lock()
         # the name of the index that serves owner lookups, once found or created
         self._owner_index: str | None = None
-        self._closed = False
+
+    def _collection_of(self, client: AsyncMongoClient[Document]) -> AsyncCollection[Document]:
+        from pymongo import ReadPreference
+
+        database, collection = self._names
+        # reads from the primary only: a lagging secondary could still hand out a session
+        # that a logout or regenerate just ended
+        return client[database].get_collection(collection, read_preference=ReadPreference.PRIMARY)
 
     @classmethod
     def from_url(
@@ -160,6 +186,7 @@ class MongoStorage:
         """
         parsed = doc.parse_url(url)
         owns_client = client is None
+        reopen: Callable[[], AsyncMongoClient[Document]] | None = None
         if client is None:
             errors: tuple[type[Exception], ...] = (*_driver_errors(), TypeError, ValueError)
             from pymongo import AsyncMongoClient
@@ -172,6 +199,10 @@ class MongoStorage:
                     f"cannot open MongoDB storage ({type(exc).__name__}: {exc}); "
                     "check the URL and the client options"
                 ) from exc
+
+            def reopen() -> AsyncMongoClient[Document]:
+                return AsyncMongoClient(parsed.client_url, **options)
+
         elif client_options:
             raise ConfigError(
                 f"client options {sorted(client_options)} have no effect with client=...; "
@@ -184,15 +215,12 @@ class MongoStorage:
             namespace=namespace if namespace is not None else parsed.namespace,
             create_index=create_index,
             _owns_client=owns_client,
+            _reopen=reopen,
+            _label=redact_url(url),
         )
 
     @contextlib.contextmanager
     def _failures(self, action: str) -> Iterator[None]:
-        if self._closed:
-            raise StorageError(
-                f"this MongoStorage is closed; cannot {action}. Open a new one "
-                "(MongoStorage.from_url or satchel.open_storage)"
-            )
         try:
             yield
         except self._errors as exc:
@@ -206,13 +234,23 @@ class MongoStorage:
                     "write this collection, and the collection's validator and indexes"
                 ) from _without_server_text(exc)
             # the client's own errors (no server, a timeout, a bad option) name hosts, not documents
+            from pymongo.errors import ConnectionFailure
+
+            if isinstance(exc, ConnectionFailure):  # the cause first: what to fix is the network
+                raise StorageError(
+                    f"MongoDB is unreachable ({_brief(exc)}; {type(exc).__name__}), so could not "
+                    f"{action} in {self._collection.full_name}; check that the server is running "
+                    "and reachable from here, and the URL's timeouts"
+                ) from exc
             raise StorageError(
                 f"MongoDB could not {action} in {self._collection.full_name} "
-                f"({type(exc).__name__}: {exc}); check that the server is reachable, "
+                f"({type(exc).__name__}: {_brief(exc)}); check that the server is reachable, "
                 "that the user may read and write this collection, and the URL's timeouts"
             ) from exc
 
     async def _ready(self) -> AsyncCollection[Document]:
+        if not self._in_use:
+            self._open()
         if not self._index_ready:
             async with self._index_lock:
                 if not self._index_ready:
@@ -475,17 +513,39 @@ class MongoStorage:
             result = await collection.delete_many(doc.purge_filter(self._namespace, _now()))
         return result.deleted_count
 
+    def _open(self) -> None:
+        """Make a new client in place of the one aclose() closed (a closed
+        ``AsyncMongoClient`` cannot be used again), on the loop that runs now."""
+        if self._client is None and self._reopen is not None:
+            client = self._reopen()
+            self._client, self._collection = client, self._collection_of(client)
+            # an asyncio lock waits in one event loop; the next calls may run on another
+            self._index_lock = asyncio.Lock()
+        self._in_use = True
+
     async def aclose(self) -> None:
-        """Close the client this storage opened (a client passed in is left open)."""
-        if self._closed:
-            return
-        if self._owns_client:
+        """Close the client this storage opened (a client passed in is left open).
+
+        Not final: the next call opens a new client. Calling it twice is not an error.
+        """
+        self._in_use = False
+        client = self._client
+        if self._owns_client and client is not None:
+            if self._reopen is not None:
+                self._client = None
             with self._failures("close the client"):
-                await self._client.close()
-        self._closed = True
+                await client.close()
 
     def __repr__(self) -> str:
-        return (
-            f"MongoStorage({self._collection.full_name!r}, namespace={self._namespace!r}"
-            f"{', closed' if self._closed else ''})"
-        )
+        return f"MongoStorage({self._collection.full_name!r}, namespace={self._namespace!r})"
+
+    def __del__(self) -> None:
+        if getattr(self, "_in_use", False) and self._owns_client:
+            warnings.warn(
+                f"MongoStorage({self._label!r}, namespace={self._namespace!r}) was "
+                "garbage-collected with its client open; await its aclose() when the app "
+                "shuts down (SessionMiddleware does at lifespan shutdown)",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
