@@ -4,11 +4,13 @@ Not collected by the normal run (the file name does not start with ``test_``):
 ``test_kit_bites.py`` runs each class here in its own pytest process and checks which
 conformance checks failed. ``DictStorage`` is the correct reference they all derive
 from: a dict shared across reopen (so it is "persistent"), with namespaces, an owner
-index, and a checkpoint before each operation, as a networked backend would have.
+index, ``purge``, and a checkpoint before each operation, as a networked backend would have.
+The dict can be made unavailable (``Backend.down``), as a server can.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Collection
@@ -18,9 +20,13 @@ import anyio
 import anyio.lowlevel
 import pytest
 import satchel
-from satchel_conformance import RawRead, RawWrite, Reopen, StorageContract
+from satchel_conformance import Outage, RawRead, RawWrite, Reopen, StorageContract, StoredExpiry
 
-Backend = dict[str, tuple[bytes, float]]
+
+class Backend(dict[str, tuple[bytes, float]]):
+    """The shared dict: key -> (value, deadline on the monotonic clock); ``down`` in an outage."""
+
+    down = False
 
 
 class DictStorage:
@@ -55,6 +61,18 @@ class DictStorage:
         """A link expires with its session."""
         return deadline
 
+    async def reach(self) -> None:
+        """Where a networked storage sends its request: fails while the backend is down."""
+        await anyio.lowlevel.checkpoint()
+        if self.backend.down:
+            self.unavailable()
+
+    def unavailable(self) -> None:
+        try:
+            raise ConnectionRefusedError(f"cannot reach the dict backend (key {self.key('<id>')!r})")
+        except ConnectionRefusedError as exc:
+            raise satchel.StorageError("the dict backend is unavailable; try again later") from exc
+
     def get(self, id: str) -> bytes | None:
         entry = self.backend.get(self.key(id))
         if entry is None or entry[1] <= time.monotonic():
@@ -62,7 +80,7 @@ class DictStorage:
         return entry[0]
 
     async def read(self, id: str) -> bytes | None:
-        await anyio.lowlevel.checkpoint()
+        await self.reach()
         return self.get(id)
 
     def put(self, id: str, data: bytes, ttl: float | None, owner: str | None = None) -> None:
@@ -87,23 +105,23 @@ class DictStorage:
         return found
 
     async def write(self, id: str, data: bytes, ttl: float | None) -> None:
-        await anyio.lowlevel.checkpoint()
+        await self.reach()
         self.put(id, data, ttl)
 
     async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
-        await anyio.lowlevel.checkpoint()
+        await self.reach()
         if self.get(id) != expected:
             return False
         self.put(id, data, ttl)
         return True
 
     async def invalidate(self, id: str) -> None:
-        await anyio.lowlevel.checkpoint()
+        await self.reach()
         self.backend.pop(self.key(id), None)
         self.backend.pop(self.link_key(id), None)
 
     async def touch(self, id: str, ttl: float | None) -> None:
-        await anyio.lowlevel.checkpoint()
+        await self.reach()
         data = self.get(id)
         if data is not None:
             link = self.backend.get(self.link_key(id))
@@ -112,7 +130,7 @@ class DictStorage:
     async def write_owned(
         self, id: str, data: bytes, ttl: float | None, *, owner: str, expected: bytes | None
     ) -> bool:
-        await anyio.lowlevel.checkpoint()
+        await self.reach()
         if self.get(id) != expected:
             return False
         self.put(id, data, ttl, owner)
@@ -122,7 +140,7 @@ class DictStorage:
         await self.touch(id, ttl)  # the link moves with the session
 
     async def list_owned(self, owner: str) -> list[satchel.OwnedEntry]:
-        await anyio.lowlevel.checkpoint()
+        await self.reach()
         now, wall = time.monotonic(), time.time()
         return [
             satchel.OwnedEntry(id, data, None if deadline == math.inf else wall + deadline - now)
@@ -130,12 +148,22 @@ class DictStorage:
         ]
 
     async def invalidate_owned(self, owner: str, *, keep: Collection[str] = ()) -> int:
-        await anyio.lowlevel.checkpoint()
+        await self.reach()
         doomed = [id for id, _, _ in self.linked(owner) if id not in keep]
         for id in doomed:
             self.backend.pop(self.key(id), None)
             self.backend.pop(self.link_key(id), None)
         return len(doomed)
+
+    async def purge(self) -> int:
+        """Delete every expired session of every namespace, with its owner link."""
+        await self.reach()
+        now = time.monotonic()
+        doomed = [key for key, (_, deadline) in self.backend.items() if deadline <= now]
+        sessions = [key for key in doomed if "\x00" in key]
+        for key in doomed:
+            del self.backend[key]
+        return len(sessions)
 
     async def aclose(self) -> None:
         pass
@@ -282,6 +310,56 @@ class OwnerLinkOutlivesSession(DictStorage):
         return math.inf
 
 
+class NoneMeansADay(DictStorage):
+    """ttl=None stored as a day: passes every check that only waits and reads."""
+
+    @staticmethod
+    def deadline(ttl: float | None) -> float:
+        return time.monotonic() + (86400.0 if ttl is None else ttl)
+
+
+class BareErrorInOutage(DictStorage):
+    """In an outage, the backend's own exception escapes, carrying the session's key."""
+
+    def unavailable(self) -> None:
+        raise ConnectionRefusedError("cannot reach the dict backend")
+
+
+class HangsInOutage(DictStorage):
+    """In an outage, calls wait for the backend forever."""
+
+    def unavailable(self) -> None:
+        raise AssertionError("not reached")
+
+    async def reach(self) -> None:
+        await anyio.lowlevel.checkpoint()
+        while self.backend.down:  # noqa: ASYNC110 - a backend that never answers, on purpose
+            await anyio.sleep(0.01)
+
+
+class NamesTheIdInErrors(DictStorage):
+    """In an outage, the StorageError's cause quotes the key of the session asked for."""
+
+    async def read(self, id: str) -> bytes | None:
+        if self.backend.down:
+            try:
+                raise ConnectionRefusedError(f"GET {self.key(id)!r}: connection refused")
+            except ConnectionRefusedError as exc:
+                raise satchel.StorageError("the dict backend is unavailable") from exc
+        return await super().read(id)
+
+
+class PurgesLiveEntries(DictStorage):
+    """purge deletes every entry that has a ttl, expired or not."""
+
+    async def purge(self) -> int:
+        await self.reach()
+        doomed = [key for key, (_, deadline) in self.backend.items() if deadline != math.inf]
+        for key in doomed:
+            del self.backend[key]
+        return len(doomed)
+
+
 class InvalidateOfAbsentHangs(DictStorage):
     async def invalidate(self, id: str) -> None:
         if self.key(id) not in self.backend:
@@ -302,7 +380,7 @@ class DictKit(StorageContract):
 
     @pytest.fixture
     def backend(self) -> Backend:
-        return {}
+        return Backend()
 
     @pytest.fixture
     async def storage(self, backend: Backend) -> AsyncIterator[DictStorage]:
@@ -337,6 +415,26 @@ class DictKit(StorageContract):
             backend[f"one\x00{id}"] = (data, math.inf)
 
         return raw_write
+
+    @pytest.fixture
+    def stored_expiry(self, backend: Backend) -> StoredExpiry:
+        async def stored_expiry(id: str) -> float | None:
+            _, deadline = backend[f"one\x00{id}"]  # a KeyError is a LookupError
+            return None if deadline == math.inf else time.time() + (deadline - time.monotonic())
+
+        return stored_expiry
+
+    @pytest.fixture
+    def outage(self, backend: Backend) -> Outage:
+        @contextlib.asynccontextmanager
+        async def outage() -> AsyncIterator[None]:
+            backend.down = True
+            try:
+                yield
+            finally:
+                backend.down = False
+
+        return outage
 
 
 class TestReference(DictKit):
@@ -423,6 +521,27 @@ class TestInvalidateOwnedSparesOne(DictKit):
 
 class TestOwnerLinkOutlivesSession(DictKit):
     storage_class = OwnerLinkOutlivesSession
+
+
+class TestNoneMeansADay(DictKit):
+    storage_class = NoneMeansADay
+
+
+class TestBareErrorInOutage(DictKit):
+    storage_class = BareErrorInOutage
+
+
+class TestHangsInOutage(DictKit):
+    storage_class = HangsInOutage
+    outage_timeout = 0.5
+
+
+class TestNamesTheIdInErrors(DictKit):
+    storage_class = NamesTheIdInErrors
+
+
+class TestPurgesLiveEntries(DictKit):
+    storage_class = PurgesLiveEntries
 
 
 class TestInvalidateOfAbsentHangs(DictKit):
