@@ -145,11 +145,12 @@ async def about(request: Request, m: satchel.Mapping[Any]) -> str:
     if sent is None:
         lines.append("<p>browser holds: <i>no cookie</i></p>")
     else:
-        lines.append(f"<p>browser holds: <code>{html.escape(set_cookie_line(m, len(sent)))}</code></p>")
+        line = html.escape(set_cookie_line(m, len(sent)))
+        lines.append(f"<p>browser holds, as Set-Cookie sent it: <code>{line}</code></p>")
         if not m.server_side:
-            # a stateless value is readable in the cookie unless encrypted; the bytes are
-            # shown, not the cookie, whose signature would let the page's scripts replay it.
-            # Never put a server-side session's ID in a page: HttpOnly would protect nothing.
+            # a stateless value is readable in its cookie unless encrypted. Only the printable
+            # bytes are shown, never the cookie itself: a script could copy it from the page,
+            # which is what HttpOnly prevents. For the same reason no session ID is shown.
             lines.append(
                 f"<p>readable by whoever holds it: <code>{html.escape(readable(sent)[:160])}</code></p>"
             )
@@ -175,7 +176,8 @@ async def about(request: Request, m: satchel.Mapping[Any]) -> str:
                     f"<p>signed in {_ago(info.created)}, last used {_ago(info.last_used)}; {ends}</p>"
                 )
     elif m.max_age is not None:
-        lines.append(f"<p>ends {_span(m.max_age)} after its last change (the expiry is inside the value)</p>")
+        # the expiry travels inside the protected value: the server enforces it, not just the browser
+        lines.append(f"<p>ends {_span(m.max_age)} after the server last sent it</p>")
     return "".join(lines)
 
 
