@@ -76,6 +76,11 @@ async def grow(request: Request) -> JSONResponse:
     return JSONResponse("grown")
 
 
+async def unsavable(request: Request) -> JSONResponse:
+    request.session["handle"] = object()  # nothing the serializer can write
+    return JSONResponse("kept")
+
+
 async def through_satchel(request: Request) -> JSONResponse:
     same = await satchel.sessions_of(request).get("session") is request.session
     return JSONResponse(same)
@@ -83,7 +88,7 @@ async def through_satchel(request: Request) -> JSONResponse:
 
 ROUTES = [
     Route(f"/{f.__name__}", f, methods=["GET", "POST"])
-    for f in (login, callback, me, promote, logout, grow, through_satchel)
+    for f in (login, callback, me, promote, logout, grow, unsavable, through_satchel)
 ]
 
 
@@ -219,6 +224,25 @@ async def test_a_new_session_too_large_to_send_is_not_sent(caplog: pytest.LogCap
         assert response.status_code == 200
         assert set_cookies(response) == []
         assert "cannot be saved" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_value_the_serializer_cannot_write_keeps_the_last_good_one(
+    mapping: satchel.Mapping[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = app_for(mapping)
+    async with client(app) as c:
+        with caplog.at_level("ERROR", logger="satchel"):
+            fresh = await c.get("/unsavable")  # a new session: nothing is sent
+        assert fresh.json() == "kept"
+        assert set_cookies(fresh) == []
+        await c.get((await c.get("/login")).headers["location"])
+        with caplog.at_level("ERROR", logger="satchel"):
+            response = await c.get("/unsavable")
+        assert response.json() == "kept"
+        assert set_cookies(response) == []
+        assert caplog.text.count("cannot be saved") == 2
+        assert (await c.get("/me")).json() == {"name": "ada", "roles": ["admin"]}
 
 
 @pytest.mark.anyio

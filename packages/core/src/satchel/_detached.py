@@ -45,7 +45,9 @@ class DetachedSessions(RequestSessions):
         jar: dict[str, list[str]] = {}
         sent: list[tuple[bytes, bytes]] = []
         for m, session_id in _ids(sessions, ids):
-            value = m.seal_id(session_id)
+            # as if its cookie had just been sent: reading a session by ID is not the user's
+            # activity, so it does not renew the session (a change still does)
+            value = f"{m.seal_id(session_id)}.{int(sessions.clock())}"
             if m.transport == "cookie":
                 jar.setdefault(m.name, []).append(value)
             else:
