@@ -22,7 +22,8 @@ class TestSQLiteFile(satchel_conformance.StorageContract):
 
     @pytest.fixture
     async def storage(self, path: Path) -> AsyncIterator[SessionStorage]:
-        storage = SQLiteStorage(path, namespace="kit")
+        # the outage check waits out the timeout of each write: 3 s, not the default 5
+        storage = SQLiteStorage(path, namespace="kit", timeout=3)
         assert storage.capabilities.persistent
         await storage.read("-")  # opens the file and creates the schema raw_write writes into
         yield storage
