@@ -44,6 +44,10 @@ but costs 15 to 30 us more per command. The gate lets at most ``max_connections`
 operations through at a time, each holding at most one connection (per node) at a time,
 so the pool never runs out under satchel's own traffic, and the rest wait their turn
 (FIFO) within their deadline. Storages on one pool (one cluster client) share its gate.
+
+Closing: `aclose` disconnects the connections of a client the storage made; redis-py
+connects them again on the next command, so the storage works after it (and on another
+event loop). A client passed in is left as it is.
 """
 
 from __future__ import annotations
@@ -55,13 +59,14 @@ import inspect
 import math
 import sys
 import time
+import warnings
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import parse_qs
 
 import anyio
-from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError
+from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError, redact_url
 
 from ._urls import OWN_OPTIONS, Options, parse_hosts, split_options
 
@@ -432,19 +437,20 @@ def _pool_of(client: Any) -> tuple[Any, int | None]:
 _GATES: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
-def _gate_of(client: Any) -> asyncio.Semaphore | None:
+def _gate_of(client: Any, *, fresh: bool = False) -> asyncio.Semaphore | None:
     """The gate in front of ``client``'s pool: as many places as it has connections.
 
     An operation holds at most one connection at a time (on a cluster, one per node:
     several only in a pipeline, which sends to each node once), so with no more
     operations through the gate than the pool has connections, it never runs out.
-    Storages on one pool share the gate. ``None`` when the size cannot be read.
+    Storages on one pool share the gate. ``None`` when the size cannot be read. ``fresh``
+    makes a new one in place of the old.
     """
     pool, size = _pool_of(client)
     if size is None:
         return None
     try:
-        gate = _GATES.get(pool)
+        gate = None if fresh else _GATES.get(pool)
         if gate is None:
             gate = _GATES[pool] = asyncio.Semaphore(size)
     except TypeError:  # a pool that cannot be weakly referenced: a gate of its own
@@ -567,7 +573,9 @@ class _RedisBase:
         self._retry = retry if retry is not None else _default_retry()
         self._owns_client = owns_client
         self._on_close = on_close
-        self._closed = False
+        # whether connections this storage made may be open: set by each call, cleared by aclose
+        self._in_use = False
+        self._label = ""  # what a ResourceWarning names: the URL (redacted), set by from_url
         # RedisClusterException ("cannot be connected", no slots) is not a RedisError
         self._failures: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
         # redis-py's Retry has no public getter for the errors it retries on
@@ -611,8 +619,8 @@ class _RedisBase:
         names ``id`` in messages (a fingerprint, never ``id`` itself). Waiting at the gate
         (or in a blocking pool of a client passed in) counts against the deadline.
         """
-        if self._closed:
-            raise StorageError(f"{self!r} is closed; open a new storage")
+        if not self._in_use:
+            self._in_use = True
         attempts = 1
         gate = self._gate
         queued = gate is not None  # until the gate lets this operation through
@@ -819,10 +827,14 @@ class _RedisBase:
         return int(gone)
 
     async def aclose(self) -> None:
-        """Close the connections this storage opened; a client you passed in stays open."""
-        if self._closed:
-            return
-        self._closed = True
+        """Close the connections this storage opened; a client you passed in stays open.
+
+        Not final: the next call connects again. Calling it twice is not an error.
+        """
+        self._in_use = False
+        if self._owns_client and self._gate is not None:
+            # the next calls may run on another event loop than this gate has waited in
+            self._gate = _gate_of(self._client, fresh=True)
         try:
             try:
                 if self._owns_client:
@@ -835,6 +847,17 @@ class _RedisBase:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(namespace={self.namespace!r})"
+
+    def __del__(self) -> None:
+        if getattr(self, "_in_use", False) and self._owns_client:
+            name = f"{type(self).__name__}({self._label!r}, namespace={self.namespace!r})"
+            warnings.warn(
+                f"{name} was garbage-collected with its connections open; await its aclose() "
+                "when the app shuts down (SessionMiddleware does at lifespan shutdown)",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
 
 
 class RedisStorage(_RedisBase):
@@ -881,7 +904,9 @@ class RedisStorage(_RedisBase):
         if opts.client is not None:
             return cls(opts.client, namespace=opts.namespace, timeout=opts.timeout, retry=opts.retry)
         if stripped.lower().startswith("redis+sentinel://"):
-            return cls._sentinel(stripped, opts)
+            storage = cls._sentinel(stripped, opts)
+            storage._label = redact_url(url)
+            return storage
         from redis.asyncio import ConnectionPool, Redis
 
         kwargs = _client_kwargs(opts)
@@ -893,13 +918,15 @@ class RedisStorage(_RedisBase):
         except ValueError as exc:
             raise ConfigError(f"redis-py cannot use this URL or its options: {exc}") from exc
         _refuse_unknown_in_pool([*kwargs, *parse_qs(stripped.partition("?")[2])], pool)
-        return cls(
+        storage = cls(
             Redis.from_pool(pool),
             namespace=opts.namespace,
             timeout=opts.timeout,
             retry=opts.retry,
             owns_client=True,
         )
+        storage._label = redact_url(url)
+        return storage
 
     @classmethod
     def _sentinel(cls, url: str, opts: Options) -> RedisStorage:
@@ -997,13 +1024,15 @@ class RedisClusterStorage(_RedisBase):
         kwargs = _client_kwargs(opts, startup_nodes=nodes, **parsed.credentials())
         _refuse_unknown(kwargs, RedisCluster)
         client = RedisCluster(**kwargs)
-        return cls(
+        storage = cls(
             client,
             namespace=opts.namespace,
             timeout=opts.timeout,
             retry=opts.retry,
             owns_client=True,
         )
+        storage._label = redact_url(url)
+        return storage
 
     # -- OwnerIndex: the session and the owner's set are in different slots ----------
 
