@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import typing
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._exceptions import ConfigError
+from ._mapping import Mapping as SessionMapping
 from ._sessions import Key, RequestSessions, Sessions
 
 __all__ = ["DetachedSessions"]
 
-Pairs = typing.Mapping[str, str] | typing.Iterable[tuple[str, str]]
+Pairs = Mapping[str, str] | Iterable[tuple[str, str]]
 
 # what only an HTTP response carries: the caller decides where the session headers go
 _RESPONSE_ONLY = (b"vary", b"cache-control")
@@ -37,7 +38,7 @@ class DetachedSessions(RequestSessions):
         *,
         cookies: Pairs,
         headers: Pairs,
-        ids: typing.Mapping[Key, str] | None,
+        ids: Mapping[Key, str] | None,
         scheme: str,
         server: tuple[str, int | None] | None,
     ) -> None:
@@ -94,14 +95,14 @@ class DetachedSessions(RequestSessions):
 
 
 def _pairs(given: Pairs, label: str) -> list[tuple[str, str]]:
-    pairs = list(given.items() if isinstance(given, typing.Mapping) else given)
+    pairs = list(given.items() if isinstance(given, Mapping) else given)
     for name, value in pairs:
         if not (isinstance(name, str) and isinstance(value, str)):
             raise TypeError(f"{label}= takes names and values as strings, got {name!r}: {value!r}")
     return pairs
 
 
-def _ids(sessions: Sessions, ids: typing.Mapping[Key, str] | None) -> list[tuple[Any, str]]:
+def _ids(sessions: Sessions, ids: Mapping[Key, str] | None) -> list[tuple[SessionMapping[Any], str]]:
     found = []
     for key, session_id in (ids or {}).items():
         m = sessions.mapping(key)

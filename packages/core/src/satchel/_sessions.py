@@ -178,7 +178,7 @@ class Sessions:
             ...     login = await s.get(Login)
             ...     s.clear(Login)
             >>> s.headers
-            [('set-cookie', 'SID=""; expires=...')]
+            [('set-cookie', 'SID=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; ...')]
         """
         from ._detached import DetachedSessions
 
