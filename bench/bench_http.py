@@ -268,8 +268,26 @@ def script(server: Server, workload: str, scheme: str, directory: Path) -> Path:
     return path
 
 
-def wrk(server: Server, lua: Path, duration: float) -> float:
-    """Requests per second; any non-2xx answer or socket error stops the bench."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu(admin: Redis) -> float:
+    info = admin.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+@dataclass(frozen=True)
+class Sample:
+    rps: float  # requests per second, as wrk counted them
+    cpu_us: float  # server CPU per request: the uvicorn process, plus redis-server's for Redis contenders
+
+
+def wrk(server: Server, lua: Path, duration: float, admin: Redis | None = None) -> Sample:
+    """One timed run; any non-2xx answer or socket error stops the bench."""
+    cpu = cpu_seconds(server.process.pid) + (redis_cpu(admin) if admin is not None else 0.0)
     out = subprocess.run(
         [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{duration:g}s", "-s", str(lua), server.url],
         capture_output=True, text=True, check=True,
@@ -277,10 +295,11 @@ def wrk(server: Server, lua: Path, duration: float) -> float:
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
     if bad:
         raise SystemExit(f"{server.contender.name} ({lua.name}): {bad.group(0)}\n{out}")
-    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not found:
+    cpu = cpu_seconds(server.process.pid) + (redis_cpu(admin) if admin is not None else 0.0) - cpu
+    found, requests = re.search(r"Requests/sec:\s+([\d.]+)", out), re.search(r"(\d+) requests in", out)
+    if not found or not requests:
         raise SystemExit(f"{server.contender.name}: no Requests/sec in wrk's output:\n{out}")
-    return float(found.group(1))
+    return Sample(float(found.group(1)), cpu / int(requests.group(1)) * 1e6)
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -303,28 +322,35 @@ def load_average() -> str:
         return "?"
 
 
-def report(samples: dict[tuple[str, str, str], list[float]], schemes: list[str]) -> None:
-    print("\nrequests/s, median over rounds (min-max):")
+def report(samples: dict[tuple[str, str, str], list[Sample]], schemes: list[str]) -> None:
+    print("\nmedian over rounds (min-max): requests/s; server CPU us per request")
     for key, values in samples.items():
         name, workload, scheme = key
+        rps, cpu = [v.rps for v in values], [v.cpu_us for v in values]
         print(
-            f"  {BY_NAME[name].label:36} {workload:>3} {scheme:<5} {statistics.median(values):9.0f}"
-            f"  ({min(values):.0f}-{max(values):.0f})"
+            f"  {BY_NAME[name].label:36} {workload:>3} {scheme:<5} {statistics.median(rps):9.0f}"
+            f" ({min(rps):.0f}-{max(rps):.0f})  {statistics.median(cpu):7.1f} us"
+            f" ({min(cpu):.1f}-{max(cpu):.1f})"
         )
-    print("\npaired ratios, median over rounds (min-max):")
+    print(
+        "\npaired ratios, median over rounds (min-max): requests/s contender / reference;"
+        "\n  then the same from server CPU (reference's CPU per request / contender's)"
+    )
     for name, reference, workload, wanted, target, direction in TARGETS:
         for scheme in (s for s in wanted if s in schemes):
             a, b = samples.get((name, workload, scheme)), samples.get((reference, workload, scheme))
             if not a or not b:
                 continue
-            ratios = [x / y for x, y in zip(a, b, strict=True)]
-            median = statistics.median(ratios)
+            rps = [x.rps / y.rps for x, y in zip(a, b, strict=True)]
+            cpu = [y.cpu_us / x.cpu_us for x, y in zip(a, b, strict=True)]
+            median = statistics.median(rps)
             verdict = ""
             if target is not None:
                 verdict = f"  target {direction} {target}x: {'met' if median >= target else 'MISSED'}"
             print(
                 f"  {name} / {reference} {workload} {scheme:<5} {median:5.2f}x"
-                f" ({min(ratios):.2f}-{max(ratios):.2f}){verdict}"
+                f" ({min(rps):.2f}-{max(rps):.2f}); CPU {statistics.median(cpu):5.2f}x"
+                f" ({min(cpu):.2f}-{max(cpu):.2f}){verdict}"
             )
 
 
@@ -404,14 +430,19 @@ def measure(
             print(f"  {server.contender.label:36} {workload:>3} {scheme:<5} {figures}")
     runs = runs_of(list(running), args.workloads, args.schemes)
     scripts = {run: script(running[run[0]], run[1], run[2], directory) for run in runs}
+
+    def timed(run: tuple[str, str, str], duration: float) -> Sample:
+        server = running[run[0]]
+        return wrk(server, scripts[run], duration, admin if server.contender.redis else None)
+
     for run in runs:  # warm up: imports, connections, scripts loaded
-        wrk(running[run[0]], scripts[run], 1)
-    samples: dict[tuple[str, str, str], list[float]] = {run: [] for run in runs}
+        timed(run, 1)
+    samples: dict[tuple[str, str, str], list[Sample]] = {run: [] for run in runs}
     for r in range(args.rounds):
         start = time.perf_counter()
         shift = (r * 7) % len(runs)
         for run in runs[shift:] + runs[:shift]:
-            samples[run].append(wrk(running[run[0]], scripts[run], args.duration))
+            samples[run].append(timed(run, args.duration))
         took = time.perf_counter() - start
         print(f"  round {r + 1}/{args.rounds}: {took:.0f} s, load average {load_average()}", flush=True)
     report(samples, args.schemes)
