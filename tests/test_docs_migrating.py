@@ -195,11 +195,26 @@ def test_same_site_none_and_partitioned_force_secure(option: dict[str, Any]) -> 
 
 
 @pytest.mark.anyio
-async def test_request_session_is_not_filled() -> None:
+async def test_request_session_is_filled_only_when_offered() -> None:
     assert f'"{STARLETTE_SAYS}"' in PAGE.read_text()  # the page quotes what the reader will see
     async with client(dict_app()) as browser:
         with pytest.raises(AssertionError, match=re.escape(STARLETTE_SAYS)):
             await browser.get("/legacy")
+    offered = satchel.Sessions(
+        satchel.cookie(dict, "session", transformers=[satchel.Sign(KEY)]), request_session="session"
+    )
+
+    async def library(request: Request) -> JSONResponse:
+        request.session["user"] = "ada"
+        return JSONResponse("ok")
+
+    async def read(request: Request) -> JSONResponse:
+        return JSONResponse(await satchel.sessions_of(request).get(dict))
+
+    routes = [Route("/library", library), Route("/read", read)]
+    async with client(satchel.SessionMiddleware(Starlette(routes=routes), offered)) as browser:
+        await browser.get("/library")
+        assert (await browser.get("/read")).json() == {"user": "ada"}
 
 
 @pytest.mark.anyio
