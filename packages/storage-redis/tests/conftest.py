@@ -1,11 +1,21 @@
-"""Fixtures for satchel-redis: real servers from the conformance kit's finders."""
+"""Fixtures for satchel-redis: real servers from the conformance kit's finders.
+
+``stored_expiry`` and ``outage`` are the conformance kit's optional fixtures (see
+docs/conformance.md), found by name by its checks on any test class here.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 import satchel
+from satchel_conformance import Outage, StoredExpiry
 from satchel_conformance.servers.fixtures import (
     satchel_redis_cluster_url,
     satchel_redis_sentinel_url,
@@ -49,3 +59,49 @@ async def storage(
     assert isinstance(store, RedisStorage | RedisClusterStorage)
     yield store
     await store.aclose()
+
+
+@pytest.fixture
+def stored_expiry(storage: object) -> StoredExpiry:
+    """The key's PTTL, through the storage's client, as Unix seconds on this machine's clock."""
+    assert isinstance(storage, RedisStorage | RedisClusterStorage)
+
+    async def stored_expiry(id: str) -> float | None:
+        left = await storage.client.pttl(storage.key(id))
+        if left == -2:
+            raise LookupError("no key for the id")
+        return None if left == -1 else time.time() + left / 1000
+
+    return stored_expiry
+
+
+def _own_child(pid: int) -> bool:
+    """Whether ``pid`` is a process this test run started (so it may pause it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return int(stat.rpartition(")")[2].split()[1]) == os.getpid()
+
+
+@pytest.fixture
+async def outage(storage: object, url: str) -> Outage:
+    """The standalone server this run started, paused (SIGSTOP) and continued (SIGCONT):
+    calls wait for the storage's timeout, then fail. A server from SATCHEL_TEST_REDIS_URL,
+    a container, a cluster or a sentinel setup is not paused, and the check skips."""
+    if type(storage) is not RedisStorage or not url.startswith("redis://"):
+        pytest.skip("the outage is checked on a standalone Redis server only")
+    info = await storage.client.info("server")
+    pid = int(info["process_id"])
+    if not _own_child(pid):
+        pytest.skip("the Redis server was not started by this test run, so it is not paused")
+
+    @contextlib.asynccontextmanager
+    async def outage() -> AsyncIterator[None]:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    return outage

@@ -377,27 +377,26 @@ async def _timed(timing: Timing, attempt: Callable[[float], Awaitable[bool]]) ->
     )
 
 
-def _optional_fixture(request: pytest.FixtureRequest | None, name: str) -> Any:
-    """The fixture ``name`` wherever pytest finds it (class, module, conftest), or None."""
-    if request is None:
-        return None
+def _optional_fixture(request: pytest.FixtureRequest, name: str) -> Any:
+    """The fixture ``name`` wherever pytest finds it (class, module, conftest), or None.
+
+    Looked up while fixtures are set up, not from inside a check: there an async fixture
+    could not be run.
+    """
     try:
         return request.getfixturevalue(name)
     except pytest.FixtureLookupError:
         return None
 
 
-def _stored_expiry(request: pytest.FixtureRequest | None, storage: SessionStorage) -> StoredExpiry:
-    """The ``stored_expiry`` fixture, else the storage's own ``satchel_stored_expiry``, else skip."""
-    lookup = _optional_fixture(request, "stored_expiry")
-    if lookup is None:
-        lookup = getattr(storage, "satchel_stored_expiry", None)
+def _stored_expiry(lookup: StoredExpiry | None) -> StoredExpiry:
+    """The stored-expiry reader, or skip the check that needs it."""
     if lookup is None:
         pytest.skip(
             "no stored_expiry fixture and no satchel_stored_expiry method on the storage, so the "
             "expiry the backend holds is not looked at (a test module or the storage can provide one)"
         )
-    return lookup  # type: ignore[no-any-return]
+    return lookup
 
 
 async def _held(lookup: StoredExpiry, id: str) -> bool:
@@ -606,7 +605,7 @@ class StorageContract(Contract, kit=True):
     # Capabilities seen on earlier checks, so the trio check can skip before it builds a
     # storage on a loop the backend never claimed to support.
     _declared: ClassVar[dict[type, StorageCapabilities]] = {}
-    _kit_fixtures = ("kit_timing", "kit_event_loop_gate")
+    _kit_fixtures = ("kit_timing", "kit_event_loop_gate", "kit_stored_expiry", "kit_outage")
 
     # ---- fixtures a subclass may override -------------------------------------------
 
@@ -643,6 +642,21 @@ class StorageContract(Contract, kit=True):
             ttl=self.ttl if ttl is None else ttl,
             tolerance=self.tolerance if tolerance is None else tolerance,
         )
+
+    @pytest.fixture
+    def kit_stored_expiry(
+        self, request: pytest.FixtureRequest, storage: SessionStorage
+    ) -> StoredExpiry | None:
+        """The ``stored_expiry`` fixture found by name, else the storage's ``satchel_stored_expiry``."""
+        lookup = _optional_fixture(request, "stored_expiry")
+        if lookup is None:
+            lookup = getattr(storage, "satchel_stored_expiry", None)
+        return lookup  # type: ignore[no-any-return]
+
+    @pytest.fixture
+    def kit_outage(self, request: pytest.FixtureRequest) -> Outage | None:
+        """The ``outage`` fixture found by name (a class, module or conftest.py may define it)."""
+        return _optional_fixture(request, "outage")  # type: ignore[no-any-return]
 
     # ---- basics ---------------------------------------------------------------------
 
@@ -823,10 +837,10 @@ class StorageContract(Contract, kit=True):
 
     @_check
     async def test_stored_expiry_of_writes(
-        self, storage: SessionStorage, kit_timing: Timing, request: pytest.FixtureRequest
+        self, storage: SessionStorage, kit_timing: Timing, kit_stored_expiry: StoredExpiry | None
     ) -> None:
         """The backend holds no expiry for ttl=None and now + ttl for a ttl, long ones included."""
-        lookup = _stored_expiry(request, storage)
+        lookup = _stored_expiry(kit_stored_expiry)
         ttls: list[float | None] = [None, 90.5, 3600.0, 86400.0, 30 * 86400.0]
         ids = {_new_id(self): ttl for ttl in ttls}
         for id, ttl in ids.items():
@@ -850,10 +864,10 @@ class StorageContract(Contract, kit=True):
 
     @_check
     async def test_stored_expiry_after_touch(
-        self, storage: SessionStorage, kit_timing: Timing, request: pytest.FixtureRequest
+        self, storage: SessionStorage, kit_timing: Timing, kit_stored_expiry: StoredExpiry | None
     ) -> None:
         """touch moves the expiry the backend holds to now + ttl, or takes it away with None."""
-        lookup = _stored_expiry(request, storage)
+        lookup = _stored_expiry(kit_stored_expiry)
         id = _new_id(self)
         await storage.write(id, b"rolling", 60.0)
         for ttl in (7200.0, None, 30.0, 86400.0, None):
@@ -1075,10 +1089,10 @@ class StorageContract(Contract, kit=True):
 
     @_check
     async def test_failures_are_storage_errors(
-        self, storage: SessionStorage, request: pytest.FixtureRequest
+        self, storage: SessionStorage, kit_outage: Outage | None
     ) -> None:
         """In an outage, calls raise StorageError in bounded time, naming no id; then the storage recovers."""
-        outage: Outage | None = _optional_fixture(request, "outage")
+        outage = kit_outage
         if outage is None:
             pytest.skip(
                 "no outage fixture, so what a call does while the backend is unavailable is not "
@@ -1126,13 +1140,12 @@ class StorageContract(Contract, kit=True):
         storage: SessionStorage,
         other_namespace: SessionStorage | None,
         kit_timing: Timing,
-        request: pytest.FixtureRequest,
+        kit_stored_expiry: StoredExpiry | None,
     ) -> None:
         """purge deletes expired entries, keeps live ones (other namespaces' too), returns how many."""
         if not isinstance(storage, satchel.Purgeable):
             pytest.skip("the storage has no purge (satchel.Purgeable); the purge check does not apply")
-        lookup = _optional_fixture(request, "stored_expiry")
-        lookup = lookup or getattr(storage, "satchel_stored_expiry", None)
+        lookup = kit_stored_expiry
         expired = [_new_id(self) for _ in range(5)]
         live = {_new_id(self): (b"lives an hour", 3600.0), _new_id(self): (b"lives forever", None)}
         theirs = _new_id(self)
