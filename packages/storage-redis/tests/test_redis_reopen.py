@@ -28,6 +28,12 @@ class Login(msgspec.Struct):
     user: str
 
 
+def forget(held: list[Storage]) -> None:
+    """Drop the last reference, and collect."""
+    held.clear()
+    gc.collect()
+
+
 @pytest.mark.anyio
 async def test_a_closed_storage_connects_again_each_time(storage: Storage) -> None:
     for n in range(3):
@@ -39,7 +45,9 @@ async def test_a_closed_storage_connects_again_each_time(storage: Storage) -> No
         await storage.invalidate(f"id{n}")
 
 
-def test_a_starlette_app_started_twice_works_both_times(redis_url: str, request: pytest.FixtureRequest) -> None:
+def test_a_starlette_app_started_twice_works_both_times(
+    redis_url: str, request: pytest.FixtureRequest
+) -> None:
     """Each ``with TestClient(app):`` runs on an event loop of its own; the second finds the
     session the first wrote."""
 
@@ -52,7 +60,9 @@ def test_a_starlette_app_started_twice_works_both_times(redis_url: str, request:
         return JSONResponse(None if got is None else got.user)
 
     storage = satchel.open_storage(redis_url, namespace=f"t-{request.node.name}"[:120], timeout=5)
-    sessions = satchel.Sessions(satchel.cookie(Login, "SID", storage=storage, transformers=[satchel.Sign(KEY)]))
+    sessions = satchel.Sessions(
+        satchel.cookie(Login, "SID", storage=storage, transformers=[satchel.Sign(KEY)])
+    )
     app = satchel.SessionMiddleware(Starlette(routes=[Route("/in", sign_in), Route("/me", whoami)]), sessions)
     with TestClient(app) as client:
         client.get("/in", params={"user": "ada"})
@@ -73,9 +83,10 @@ async def test_a_storage_collected_with_its_connections_open_warns_without_the_p
     with contextlib.suppress(satchel.StorageError):  # the test server wants no password
         await storage.read("id")
     client = storage.client
+    held = [storage]
+    del storage
     with pytest.warns(ResourceWarning, match=r"RedisStorage\('redis://:\*\*\*@") as caught:
-        del storage
-        gc.collect()
+        forget(held)
     ours = [w for w in caught if "garbage-collected" in str(w.message)]
     assert len(ours) == 1
     assert "namespace='forgotten'" in str(ours[0].message)

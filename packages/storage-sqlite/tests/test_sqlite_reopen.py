@@ -39,7 +39,14 @@ def app_on(storage: SQLiteStorage) -> satchel.SessionMiddleware:
     sessions = satchel.Sessions(
         satchel.cookie(Login, "SID", storage=storage, transformers=[satchel.Sign(KEY)], secure=False)
     )
-    return satchel.SessionMiddleware(Starlette(routes=[Route("/in", sign_in), Route("/me", whoami)]), sessions)
+    routes = [Route("/in", sign_in), Route("/me", whoami)]
+    return satchel.SessionMiddleware(Starlette(routes=routes), sessions)
+
+
+def forget(held: list[SQLiteStorage]) -> None:
+    """Drop the last reference, and collect."""
+    held.clear()
+    gc.collect()
 
 
 def closed(path: Path) -> bool:
@@ -97,13 +104,14 @@ async def test_an_open_that_aclose_overtakes_fails_and_keeps_nothing_open(tmp_pa
     storage = SQLiteStorage(path, timeout=60)
     try:
         first = asyncio.ensure_future(storage.read("x"))
-        while storage._opening is None or not storage._opening.locked():
-            await asyncio.sleep(0)  # until the call is opening the file
+        # until the call is opening the file (a state the storage announces with no event)
+        while storage._opening is None or not storage._opening.locked():  # noqa: ASYNC110
+            await asyncio.sleep(0)
         await storage.aclose()
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    with pytest.raises(satchel.StorageError, match="was closed .* while this call was under way") as caught:
+    with pytest.raises(satchel.StorageError, match=r"was closed .* while this call was under way") as caught:
         await first
     assert "the next call opens it again" in str(caught.value)
     for thread in set(threading.enumerate()) - before:
@@ -122,9 +130,11 @@ async def test_a_storage_collected_with_its_connections_open_warns_naming_its_fi
     await storage.write("id", b"x", None)
     handle = storage._handle
     assert handle is not None
-    with pytest.warns(ResourceWarning, match=r"SQLiteStorage\('.*forgotten\.db', namespace='shop'\)") as caught:
-        del storage
-        gc.collect()
+    held = [storage]
+    del storage
+    named = r"SQLiteStorage\('.*forgotten\.db', namespace='shop'\)"
+    with pytest.warns(ResourceWarning, match=named) as caught:
+        forget(held)
     assert "aclose()" in str(caught[0].message)
     await _close(*handle)  # what the test leaked, closed behind it
 
