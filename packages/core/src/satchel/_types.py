@@ -51,7 +51,9 @@ class SessionStorage(Protocol):
         ...
 
     async def aclose(self) -> None:
-        """Release connections; calling it twice is not an error."""
+        """Release what the storage holds (connections, files, pools); calling it twice is
+        not an error. Not final: the next call opens the storage again, so an app can
+        start and stop several times in one process."""
         ...
 
 
