@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -105,9 +106,16 @@ def set_cookies(response: httpx.Response) -> list[str]:
     return response.headers.get_list("set-cookie")
 
 
-@pytest.fixture(params=list(MAPPINGS))
-def mapping(request: pytest.FixtureRequest) -> satchel.Mapping[Any]:
-    return MAPPINGS[request.param]()
+@pytest.fixture(params=[*MAPPINGS, "sqlite, signed ID"])
+async def mapping(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[satchel.Mapping[Any]]:
+    if request.param in MAPPINGS:
+        yield MAPPINGS[request.param]()
+        return
+    pytest.importorskip("satchel_sqlite")
+    url = f"sqlite:///{tmp_path}/sessions.db"
+    m = satchel.cookie(dict, "session", storage=url, transformers=[satchel.Sign(SIGN_KEY)])
+    yield m
+    await m.store.aclose()
 
 
 @pytest.mark.anyio
@@ -268,6 +276,28 @@ async def test_a_handler_set_after_the_load_wins_over_request_session() -> None:
         await c.get("/both")
         async with sessions.detached(cookies={"session": c.cookies["session"]}) as s:
             assert await s.get(dict) == {"from": "set()"}
+
+
+@pytest.mark.anyio
+async def test_a_regenerate_keeps_what_request_session_holds_under_a_new_id(
+    mapping: satchel.Mapping[Any],
+) -> None:
+    async def sign_in(request: Request) -> JSONResponse:
+        request.session["user"] = {"name": "ada", "roles": []}
+        satchel.sessions_of(request).regenerate("session")  # fixation: a new ID at sign-in
+        return JSONResponse("ok")
+
+    sessions = satchel.Sessions(mapping, request_session="session")
+    app = satchel.SessionMiddleware(Starlette(routes=[*ROUTES, Route("/sign_in", sign_in)]), sessions)
+    async with client(app) as c:
+        await c.get("/login")
+        before = c.cookies["session"]
+        await c.get("/sign_in")
+        assert c.cookies["session"] != before
+        assert (await c.get("/me")).json() == {"name": "ada", "roles": []}
+    if mapping.storage is not None:
+        async with sessions.detached(cookies={"session": before}) as old:
+            assert await old.get("session") is None  # the pre-sign-in ID was ended
 
 
 @pytest.mark.anyio
