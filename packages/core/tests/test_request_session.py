@@ -355,3 +355,27 @@ def test_an_unknown_request_session_mapping_is_refused() -> None:
         satchel.Sessions(
             satchel.cookie(dict, "session", transformers=[satchel.Sign(SIGN_KEY)]), request_session="nope"
         )
+
+
+class DownStorage(satchel.MemoryStorage):
+    """Real memory storage whose reads fail, as a storage that went away does."""
+
+    async def read(self, id: str) -> bytes | None:
+        raise ConnectionError("storage down")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("policy", ["raise", "ignore"])
+async def test_a_storage_outage_at_the_early_load_follows_the_mappings_policy(policy: Any) -> None:
+    storage = DownStorage()
+    mapping = satchel.cookie(dict, "session", storage=storage, on_storage_error=policy)
+    app, sessions = app_for(mapping)
+    async with sessions.detached() as s:
+        s.set({"user": {"name": "ada"}}, key=dict)
+    async with client(app) as c:
+        c.cookies.set("session", s.headers[0][1].split(";")[0].split("=", 1)[1], domain="testserver.local")
+        if policy == "raise":
+            with pytest.raises(satchel.StorageError):
+                await c.get("/me")
+        else:
+            assert (await c.get("/me")).json() is None
