@@ -22,6 +22,7 @@ from ._memory import MemoryStorage
 from ._middleware import SessionMiddleware, sessions_of
 from ._owners import SessionInfo, check_owner
 from ._plugins import (
+    Commands,
     PluginInfo,
     Registry,
     installed_plugins,
@@ -91,6 +92,7 @@ __all__ = [
     # plugins
     "hookimpl",
     "Registry",
+    "Commands",
     "PluginInfo",
     "installed_plugins",
     "open_storage",

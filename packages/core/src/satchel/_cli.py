@@ -1,5 +1,9 @@
 """The ``satchel`` command: ``plugins``, ``keygen``, ``purge URL``, ``sessions URL``,
-``revoke URL``, ``conformance URL``."""
+``revoke URL``, ``new-plugin NAME``, and the commands plugins add (``satchel_add_commands``).
+
+Plugins are not loaded for the core's own commands; for ``--help``, ``--version`` and any
+other command they are, and a plugin's command module is imported only when it runs.
+"""
 
 from __future__ import annotations
 
@@ -14,23 +18,24 @@ from typing import Any
 import anyio
 
 from ._exceptions import SatchelError
-from ._plugins import installed_plugins, open_storage
+from ._plugins import Command, installed_plugins, open_storage, registry
 from ._urls import redact_url
 
 __all__ = ["main"]
 
 
 def _plugins(_: argparse.Namespace) -> int:
+    registry().commands(reserved=_CORE)  # so each plugin's commands, or its failure, are listed
     rows = installed_plugins()
     for info in rows:
         print(f"{info.distribution} {info.version}")
         if info.error:
             print(f"  failed to load: {info.error}")
-            continue
         for label, names in (
             ("schemes", info.schemes),
             ("serializers", info.serializers),
             ("transformers", info.transformers),
+            ("commands", info.commands),
         ):
             if names:
                 print(f"  {label}: {', '.join(sorted(names))}")
@@ -77,6 +82,31 @@ def _owner_index(storage: object) -> Any:
     return storage
 
 
+def _refuse_missing(storage: object, doing: str) -> None:
+    """A storage whose local data (its ``path``) is not there has no sessions to list or end,
+    and opening it would create an empty one: most likely the path is wrong."""
+    import os
+
+    from ._exceptions import ConfigError
+    from ._types import capabilities_of
+
+    path = getattr(storage, "path", None)
+    if not isinstance(path, (str, os.PathLike)) or not capabilities_of(storage).persistent:
+        return
+    where = os.fspath(path)
+    if os.path.exists(where):
+        return
+    relative = (
+        ""
+        if os.path.isabs(where)
+        else f"; {where!r} is relative, so it follows the working directory: give the absolute path"
+    )
+    raise ConfigError(
+        f"nothing is stored at {os.path.abspath(where)!r}, so there are no sessions to {doing} "
+        f"(this command creates nothing){relative}"
+    )
+
+
 def _when(seconds: float | None) -> str:
     if seconds is None:
         return "never"
@@ -89,6 +119,7 @@ def _sessions(args: argparse.Namespace) -> int:
     async def run() -> int:
         storage = open_storage(args.url)
         try:
+            _refuse_missing(storage, "list")
             entries = await _owner_index(storage).list_owned(args.owner)
         finally:
             await storage.aclose()
@@ -116,6 +147,7 @@ def _revoke(args: argparse.Namespace) -> int:
     async def run() -> int:
         storage = open_storage(args.url)
         try:
+            _refuse_missing(storage, "end")
             index = _owner_index(storage)
             if args.handle is None:
                 ended = await index.invalidate_owned(args.owner)
@@ -143,13 +175,12 @@ def _is_handle(handle: str) -> bool:
     return Mapping.is_handle(handle)
 
 
-def _conformance(args: argparse.Namespace) -> int:
-    try:
-        from satchel_conformance._cli import run
-    except ImportError:
-        print("the conformance kit is not installed: pip install satchel-conformance", file=sys.stderr)
-        return 2
-    return int(run([args.url, *args.pytest_args]))
+def _new_plugin(args: argparse.Namespace) -> int:
+    from ._template import write_plugin
+
+    target = write_plugin(args.name, args.dir)
+    print(f"wrote {target}: its README.md says how to test it and what to replace")
+    return 0
 
 
 _VALUED = ("--owner", "--handle")
@@ -173,10 +204,41 @@ def _glue_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``satchel`` console script."""
-    parser = argparse.ArgumentParser(prog="satchel", description="typed, async HTTP sessions")
-    commands = parser.add_subparsers(dest="command", required=True)
+_CORE = ("plugins", "keygen", "purge", "sessions", "revoke", "new-plugin")
+
+
+def _version_lines() -> list[str]:
+    import importlib.metadata
+
+    lines = [f"satchel {importlib.metadata.version('satchel')}"]
+    try:
+        plugins = installed_plugins()
+    except SatchelError as exc:  # two plugins claiming one name: still say which satchel
+        return [*lines, f"satchel: {exc}"]
+    lines += [f"{p.distribution} {p.version}" for p in plugins if p.distribution != "satchel"]
+    return lines
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=kwargs.get("help"))
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print("\n".join(_version_lines()))
+        parser.exit()
+
+
+def _parser(added: dict[str, Command], broken: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="satchel",
+        description="typed, async HTTP sessions",
+        epilog="\n".join(broken) or None,
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=30),
+    )
+    parser.add_argument(
+        "--version", action=_Version, help="print the version of satchel and of each installed plugin"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("plugins", help="list installed plugins and what they provide").set_defaults(
         run=_plugins
     )
@@ -184,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keygen.add_argument("--bytes", type=int, default=32, help="random bytes in the key (default 32)")
     keygen.set_defaults(run=_keygen)
     purge = commands.add_parser("purge", help="delete expired sessions from a storage")
-    purge.add_argument("url", help="storage URL, e.g. sqlite:///sessions.db")
+    purge.add_argument("url", help="storage URL, e.g. sqlite:////var/lib/app/sessions.db")
     purge.set_defaults(run=_purge)
     listing = commands.add_parser("sessions", help="list the live sessions of one owner")
     listing.add_argument("url", help="storage URL, e.g. redis://127.0.0.1:6379/0")
@@ -195,14 +257,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     revoke.add_argument("--owner", required=True, help="what the mapping's owner= gives, e.g. a user name")
     revoke.add_argument("--handle", help="end only this session (a handle that `satchel sessions` lists)")
     revoke.set_defaults(run=_revoke)
-    kit = commands.add_parser("conformance", help="run the conformance kit against a storage URL")
-    kit.add_argument("url", help="storage URL, e.g. memory:// or redis://127.0.0.1:6379/0")
-    kit.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
-    kit.set_defaults(run=_conformance)
+    new = commands.add_parser(
+        "new-plugin",
+        help="write a storage plugin package to start from (it passes the kit as written)",
+        description="Write the package satchel-NAME (module satchel_NAME, URL scheme NAME://): "
+        "a storage keeping one file per session in a directory, its plugin hook, a test "
+        "module that runs the storage checks, and a README. Replace the storage with yours.",
+    )
+    new.add_argument("name", help="2-32 lower-case letters and digits, e.g. 'files'")
+    new.add_argument("--dir", help="where to write the package (default ./satchel-NAME); must not exist")
+    new.set_defaults(run=_new_plugin)
+    for name, command in sorted(added.items()):
+        commands.add_parser(name, help=f"{command.help} [{command.entry.provider}]", add_help=False)
+    return parser
+
+
+def _added_commands() -> tuple[dict[str, Command], list[str]]:
+    """The plugins' commands, and a line for each plugin that failed to load or to add them."""
+    try:
+        reg = registry()
+        added = reg.commands(reserved=_CORE)
+    except SatchelError as exc:  # the registry could not load: the core's commands still work
+        return {}, [f"no plugin command is available: {exc}"]
+    broken = [
+        f"{info.distribution} {info.version} failed to load, so its commands (if any) are missing: "
+        f"{info.error}"
+        for info in reg.plugins.values()
+        if info.error
+    ]
+    return added, broken
+
+
+def _run_added(command: Command, argv: list[str]) -> int:
+    try:
+        run = command.entry.resolve()
+        return int(run(argv))
+    except SatchelError as exc:
+        print(f"satchel {command.name}: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``satchel`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] != ["conformance"]:  # the kit's own arguments pass through untouched
-        argv = _glue_values(argv)
-    args = parser.parse_args(argv)
+    added: dict[str, Command] = {}
+    broken: list[str] = []
+    first = argv[0] if argv else ""
+    if first not in _CORE:  # help, a version, a plugin's command or a typo
+        added, broken = _added_commands()
+        if first in added:  # its arguments are its own, passed untouched
+            return _run_added(added[first], argv[1:])
+        if first and not first.startswith("-"):
+            for line in broken:
+                print(f"satchel: {line}", file=sys.stderr)
+    parser = _parser(added, broken)
+    args = parser.parse_args(_glue_values(argv))
     if args.command == "keygen" and args.bytes < 32:
         parser.error("--bytes must be at least 32")
     try:

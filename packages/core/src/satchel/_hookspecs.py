@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
     import pluggy
 
-    from ._plugins import Registry
+    from ._plugins import Commands, Registry
 
-__all__ = ["PROJECT", "hookimpl", "satchel_register", "specification"]
+__all__ = ["PROJECT", "hookimpl", "satchel_register", "satchel_add_commands", "specification"]
 
 PROJECT = "satchel"
 _F = TypeVar("_F", bound=Callable[..., object])
@@ -73,10 +73,11 @@ class HookimplMarker:
 
 
 hookimpl = HookimplMarker()
-"""Marks a plugin's ``satchel_register`` function: ``@satchel.hookimpl``.
+"""Marks a plugin's hook functions: ``@satchel.hookimpl``.
 
-It is pluggy's ``HookimplMarker("satchel")`` and takes the same options; pluggy is
-imported the first time it marks a function, not by ``import satchel``.
+The hooks are ``satchel_register`` and ``satchel_add_commands``. It is pluggy's
+``HookimplMarker("satchel")`` and takes the same options; pluggy is imported the first
+time it marks a function, not by ``import satchel``.
 """
 
 
@@ -88,9 +89,20 @@ def satchel_register(registry: Registry) -> None:
     """
 
 
+def satchel_add_commands(commands: Commands) -> None:
+    """Add subcommands to the ``satchel`` command: ``commands.add(name, "module:attr", help=...)``.
+
+    Called only by the ``satchel`` command, never by an app. Registration only, as for
+    `satchel_register`: the command's module is named as a string, so it is imported when
+    its command runs, not by ``satchel --help`` or by another command.
+    """
+
+
 def specification() -> types.ModuleType:
-    """This module, its hook marked as pluggy's specification (imports pluggy)."""
+    """This module, its hooks marked as pluggy's specifications (imports pluggy)."""
     import pluggy
 
-    pluggy.HookspecMarker(PROJECT)(satchel_register)
+    mark = pluggy.HookspecMarker(PROJECT)
+    mark(satchel_register)
+    mark(satchel_add_commands)
     return sys.modules[__name__]

@@ -2,7 +2,7 @@
 
 pluggy and ``importlib.metadata`` are imported when the registry is first needed (the
 first `open_storage`, `serializer`, `transformer` or `installed_plugins`), not by
-``import satchel``.
+``import satchel``. Plugins' commands are asked for only by the ``satchel`` command.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,6 +21,8 @@ from ._urls import redact_url
 
 __all__ = [
     "Registry",
+    "Commands",
+    "Command",
     "PluginInfo",
     "open_storage",
     "serializer",
@@ -84,7 +86,60 @@ class PluginInfo:
     schemes: list[str] = field(default_factory=list)
     serializers: list[str] = field(default_factory=list)
     transformers: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     error: str | None = None
+
+    def failed(self, message: str) -> None:
+        self.error = message if self.error is None else f"{self.error}; {message}"
+
+
+@dataclass
+class Command:
+    """A subcommand of ``satchel`` that a plugin added."""
+
+    name: str
+    help: str
+    entry: _Entry
+
+
+class Commands:
+    """What plugins fill through the ``satchel_add_commands`` hook: subcommands of ``satchel``.
+
+    Examples:
+        >>> @satchel.hookimpl
+        ... def satchel_add_commands(commands: satchel.Commands) -> None:
+        ...     commands.add("vacuum", "satchel_mine._cli:vacuum", help="compact the store")
+    """
+
+    def __init__(self, reserved: Collection[str] = ()) -> None:
+        self._reserved = frozenset(reserved)
+        self._provider = "satchel"
+        self.table: dict[str, Command] = {}
+
+    def add(self, name: str, run: Factory, *, help: str) -> None:
+        """Add ``satchel NAME``, listed by ``satchel --help`` with ``help`` (one line).
+
+        ``run`` is ``"module:function"`` (or the function): it is called with the arguments
+        after ``NAME``, a ``list[str]``, and returns the exit status. Its module is imported
+        only when the command runs, so it may import what it needs at the top. The command
+        parses its own arguments, ``--help`` included.
+        """
+        import re  # only the satchel command adds commands
+
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", name):
+            raise PluginError(
+                f"{self._provider} adds the command {name!r}; a command is a lower-case word of at "
+                "most 32 letters, digits and '-', such as 'vacuum'"
+            )
+        if name in self._reserved:
+            raise PluginError(f"{self._provider} adds the command {name!r}, which is satchel's own")
+        other = self.table.get(name)
+        if other is not None and other.entry.provider != self._provider:
+            raise PluginError(
+                f"the command {name!r} is added by both {other.entry.provider} and "
+                f"{self._provider}; uninstall one of them"
+            )
+        self.table[name] = Command(name, " ".join(help.split()), _Entry(run, self._provider))
 
 
 class Registry:
@@ -98,6 +153,9 @@ class Registry:
         }
         self._provider = "satchel"
         self.plugins: dict[str, PluginInfo] = {}
+        self._hooks: Any = None  # the pluggy hook relay, for the command hook
+        self._providers: dict[str, tuple[str, str]] = {}
+        self._commands: Commands | None = None
 
     def storage(self, scheme: str, factory: Factory) -> None:
         """Register ``factory(url, **options) -> SessionStorage`` for ``scheme://`` URLs."""
@@ -145,6 +203,34 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self._tables[kind])
 
+    def commands(self, reserved: Collection[str] = ()) -> dict[str, Command]:
+        """The commands plugins add, asking them on first use. A plugin whose hook fails is
+        left out, its error in `plugins`; the others' commands are kept."""
+        if self._commands is None:
+            commands = Commands(reserved)
+            if self._hooks is not None:
+                for impl in self._hooks.satchel_add_commands.get_hookimpls():
+                    self._add_commands(commands, impl)
+            self._commands = commands
+        return self._commands.table
+
+    def _add_commands(self, commands: Commands, impl: Any) -> None:
+        dist_name, dist_version = self._providers.get(impl.plugin_name, (impl.plugin_name, "?"))
+        info = self.plugins.setdefault(dist_name, PluginInfo(dist_name, dist_version))
+        before = dict(commands.table)
+        commands._provider = dist_name
+        try:
+            impl.function(commands=commands)
+        except Exception as exc:
+            commands.table = before  # all of a plugin's commands, or none
+            message = f"{type(exc).__name__}: {exc}"
+            log.warning("plugin %s %s failed to add its commands: %s", dist_name, dist_version, message)
+            info.failed(f"adding its commands: {message}")
+        else:
+            info.commands = sorted(set(commands.table) - set(before))
+        finally:
+            commands._provider = "satchel"
+
 
 def _dist_label(dist: Any) -> tuple[str, str]:
     try:
@@ -178,6 +264,8 @@ def _load() -> Registry:
             reg.plugins[dist_name] = PluginInfo(dist_name, dist_version, error=message)
             continue
         providers[ep.name] = (dist_name, dist_version)
+        # listed even when it registers nothing here (a plugin that only adds commands)
+        reg.plugins.setdefault(dist_name, PluginInfo(dist_name, dist_version))
 
     for impl in pm.hook.satchel_register.get_hookimpls():
         dist_name, dist_version = providers.get(impl.plugin_name, (impl.plugin_name, "?"))
@@ -192,6 +280,8 @@ def _load() -> Registry:
             log.warning("plugin %s %s failed to register: %s", dist_name, dist_version, message)
             reg.plugins[dist_name].error = message
     reg._provider = "satchel"
+    reg._hooks = pm.hook
+    reg._providers = providers
     return reg
 
 
