@@ -124,5 +124,6 @@ def test_revoking_a_handle_that_starts_with_a_dash_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    (tmp_path / "sessions.db").touch()  # revoke refuses a store that is not there
     assert main(["revoke", url, "--owner", "-ada", "--handle", "-" + "A" * 42]) == 0
     assert "ended 0 session(s)" in capsys.readouterr().out
