@@ -14,13 +14,19 @@ cluster is left as it was found.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import signal
 from collections.abc import AsyncIterator, Callable
+from datetime import timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from satchel_conformance import Outage, StoredExpiry
 
 # Named here as well as in the kit's pytest plugin, so this package's tests find it on their own.
 from satchel_conformance.servers.fixtures import (  # noqa: F401 - fixtures
@@ -96,3 +102,68 @@ async def own_collection(raw: AsyncCollection[Document]) -> AsyncIterator[AsyncC
         yield collection
     finally:
         await collection.drop()
+
+
+@pytest.fixture
+def stored_expiry(raw: AsyncCollection[Document], namespace: str) -> StoredExpiry:
+    """The ``expires`` field of the session's document, read with a client of its own."""
+
+    async def stored_expiry(id: str) -> float | None:
+        found = await raw.find_one({"_id": doc.document_id(namespace, id)}, {"expires": 1})
+        if found is None:
+            raise LookupError("no document for the id")
+        expires = found.get("expires")
+        if expires is None:
+            return None
+        if expires.tzinfo is None:  # the driver hands back UTC dates without their zone
+            expires = expires.replace(tzinfo=timezone.utc)
+        return float(expires.timestamp())
+
+    return stored_expiry
+
+
+def _own_child_on(port: int) -> int | None:
+    """The process this test run started that listens on ``port``, if there is one."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                    inodes.add(fields[9])
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) != os.getpid():
+                continue
+            sockets = {
+                os.readlink(fd).removeprefix("socket:[").rstrip("]") for fd in (entry / "fd").iterdir()
+            }
+        except (OSError, ValueError):
+            continue
+        if sockets & inodes:
+            return int(entry.name)
+    return None
+
+
+@pytest.fixture
+def outage(server_url: str) -> Outage:
+    """The server this run started, paused (SIGSTOP) and continued (SIGCONT): calls wait for
+    the storage's timeouts, then fail. A server this run did not start is not paused, and the
+    check skips."""
+    hosts = doc.parse_url(server_url).client_url.partition("://")[2].partition("/")[0]
+    port = int(hosts.rsplit(":", 1)[1]) if ":" in hosts and "," not in hosts else 27017
+    pid = _own_child_on(port)
+    if pid is None:
+        pytest.skip("the MongoDB server was not started by this test run, so it is not paused")
+
+    @contextlib.asynccontextmanager
+    async def outage() -> AsyncIterator[None]:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    return outage

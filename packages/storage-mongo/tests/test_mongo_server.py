@@ -60,7 +60,9 @@ class _OnAServer(StorageContract):
     async def storage(
         self, open_mongo: Callable[..., MongoStorage], raw: AsyncCollection[Document]
     ) -> AsyncIterator[MongoStorage]:
-        storage = open_mongo()
+        # the outage check waits out the timeouts of each call (1.5 s, not the default 5 and
+        # 10), and the next heartbeat after it (0.5 s, not 10) before the server is back
+        storage = open_mongo(serverSelectionTimeoutMS=1500, socketTimeoutMS=1500, heartbeatFrequencyMS=500)
         yield storage
         await storage.aclose()
 
