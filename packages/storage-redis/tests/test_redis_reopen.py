@@ -28,7 +28,7 @@ class Login(msgspec.Struct):
     user: str
 
 
-def forget(held: list[Storage]) -> None:
+def forget(held: list[object]) -> None:
     """Drop the last reference, and collect."""
     held.clear()
     gc.collect()
@@ -83,7 +83,7 @@ async def test_a_storage_collected_with_its_connections_open_warns_without_the_p
     with contextlib.suppress(satchel.StorageError):  # the test server wants no password
         await storage.read("id")
     client = storage.client
-    held = [storage]
+    held: list[object] = [storage]
     del storage
     with pytest.warns(ResourceWarning, match=r"RedisStorage\('redis://:\*\*\*@") as caught:
         forget(held)
