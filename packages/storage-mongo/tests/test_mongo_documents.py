@@ -211,10 +211,9 @@ def test_no_server_touch_update_sets_only_the_expiry() -> None:
     assert doc.touch_update(None) == {"$unset": {"expires": ""}}
 
 
-def test_no_server_purge_filter_stays_inside_its_namespace() -> None:
-    assert doc.purge_filter("shop", NOW) == {"_id.ns": "shop", "expires": {"$lte": NOW}}
-    # without a namespace: only plain-string IDs, never another namespace's documents
-    assert doc.purge_filter(None, NOW) == {"_id": {"$type": "string"}, "expires": {"$lte": NOW}}
+def test_no_server_purge_filter_covers_every_namespace() -> None:
+    # a purge covers the whole store, as satchel.Purgeable says: expired is expired, whoever's
+    assert doc.purge_filter(NOW) == {"expires": {"$lte": NOW}}
 
 
 def test_no_server_ttl_index_expires_each_document_at_its_own_date() -> None:

@@ -222,24 +222,29 @@ async def test_server_namespaces_share_a_collection_but_not_their_sessions(
         await admin.aclose()
 
 
-async def test_server_purge_removes_only_this_namespaces_expired_sessions(
+async def test_server_purge_removes_every_namespaces_expired_sessions_and_no_live_one(
     open_mongo: Callable[..., MongoStorage], own_collection: AsyncCollection[Document], namespace: str
 ) -> None:
     # a collection with no TTL index: the server's own expiry sweep (every second on the
     # compatible server, every minute on mongod) would race purge for the expired documents
     past = datetime.now(timezone.utc) - timedelta(minutes=5)
     other = namespace + "-other"
-    for ns, id in [(namespace, "a"), (namespace, "b"), (other, "a")]:
+    for ns, id in [(namespace, "a"), (namespace, "b"), (other, "a"), (None, "plain")]:
         key = doc.document_id(ns, id)
         await own_collection.insert_one(doc.session_document(key, b"old", past))
     storage = open_mongo(collection=own_collection.name, create_index=False)
+    theirs = open_mongo(collection=own_collection.name, create_index=False, namespace=other)
     try:
         await storage.write("live", b"live", 3600)
-        assert await storage.purge() == 2
-        assert await own_collection.count_documents({"_id": doc.document_id(other, "a")}) == 1
+        await theirs.write("live", b"theirs", None)
+        assert await storage.purge() == 4
+        assert await own_collection.count_documents({}) == 2
         assert await storage.read("live") == b"live"
+        assert await theirs.read("live") == b"theirs"
+        assert await storage.purge() == 0
     finally:
         await storage.aclose()
+        await theirs.aclose()
 
 
 async def test_server_collection_from_the_url_query(

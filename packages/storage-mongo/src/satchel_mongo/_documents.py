@@ -264,9 +264,12 @@ def _scope(namespace: str | None) -> dict[str, Any]:
     return {"_id": {"$type": "string"}} if namespace is None else {"_id.ns": namespace}
 
 
-def purge_filter(namespace: str | None, now: datetime) -> dict[str, Any]:
-    """Matches the expired sessions of ``namespace`` only (``satchel purge``)."""
-    return {**_scope(namespace), "expires": {"$lte": now}}
+def purge_filter(now: datetime) -> dict[str, Any]:
+    """Matches the expired sessions of every namespace (``satchel purge``: the whole store).
+
+    The TTL index on ``expires`` serves it alone.
+    """
+    return {"expires": {"$lte": now}}
 
 
 def owned_filter(namespace: str | None, owner: str, now: datetime) -> dict[str, Any]:

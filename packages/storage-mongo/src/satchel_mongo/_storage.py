@@ -504,13 +504,15 @@ class MongoStorage:
         return result.deleted_count
 
     async def purge(self) -> int:
-        """Delete this namespace's expired sessions now, without waiting for the TTL monitor.
+        """Delete every expired session in the collection, of every namespace, now, without
+        waiting for the TTL monitor (`satchel.Purgeable`: a purge covers the whole store).
 
-        Returns how many were removed (``satchel purge`` reports it).
+        Returns how many were removed (``satchel purge`` reports it). A live session, of
+        any namespace, is never touched.
         """
         with self._failures("purge expired sessions"):
             collection = await self._ready()
-            result = await collection.delete_many(doc.purge_filter(self._namespace, _now()))
+            result = await collection.delete_many(doc.purge_filter(_now()))
         return result.deleted_count
 
     def _open(self) -> None:
