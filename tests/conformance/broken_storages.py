@@ -570,6 +570,10 @@ class TestMarkedOverride(DictKit):
     async def test_large_values(self, storage: DictStorage) -> None:
         pass
 
+    @pytest.mark.xfail(reason="this backend keeps values up to 1 MiB, and cuts longer ones")
+    async def test_value_over_max_value_size(self, storage: DictStorage) -> None:
+        pass
+
 
 class TestMarkedOverrideOfAPassingCheck(DictKit):
     """Marks xfail a check the storage passes: the run fails (XPASS is strict), whatever

@@ -841,6 +841,21 @@ class StorageContract(Contract, kit=True):
         await storage.touch(id, None)
         await _expect(storage, {id: None}, "touch after expiry")
 
+    @_check
+    async def test_ttl_zero_or_less_expires_at_once(self, storage: SessionStorage) -> None:
+        """A write or touch with ttl <= 0 leaves nothing readable; it is not an error."""
+        written = {_new_id(self): ttl for ttl in (0, 0.0, -1.0, -86400.0)}
+        for id, ttl in written.items():
+            await storage.write(id, b"born expired", ttl)
+        roles = {id: f"written with ttl={ttl!r}" for id, ttl in written.items()}
+        await _expect(storage, dict.fromkeys(written), "after a write with ttl <= 0", roles)
+        touched = {_new_id(self): ttl for ttl in (0, -1.0)}
+        for id, ttl in touched.items():
+            await storage.write(id, b"touched to expire", None)
+            await storage.touch(id, ttl)
+        roles = {id: f"touched with ttl={ttl!r}" for id, ttl in touched.items()}
+        await _expect(storage, dict.fromkeys(touched), "after a touch with ttl <= 0", roles)
+
     # ---- what the backend holds ------------------------------------------------------
 
     @_check
@@ -940,6 +955,28 @@ class StorageContract(Contract, kit=True):
                 got, value, f"a {size}-byte value (declared max_value_size={limit}) read back as {label(got)}"
             )
             await storage.invalidate(id)
+
+    @_check
+    async def test_value_over_max_value_size(self, storage: SessionStorage) -> None:
+        """A value past the declared max_value_size is stored whole or refused with StorageError."""
+        limit = satchel.capabilities_of(storage).max_value_size
+        id, value = _new_id(self), b"\x5a" * (limit + 1)
+        try:
+            await storage.write(id, value, None)
+        except satchel.StorageError:
+            await _expect(storage, {id: None}, f"after a refused {limit + 1}-byte write", {id: "refused"})
+        else:
+            got = await storage.read(id)
+            require_equal(
+                got,
+                value,
+                f"a {limit + 1}-byte value (past the declared max_value_size={limit}) was accepted, "
+                f"and reads back as {label(got)}: store it whole or raise satchel.StorageError",
+            )
+            await storage.invalidate(id)
+        probe = _new_id(self)
+        await storage.write(probe, b"still works", None)
+        await _expect(storage, {probe: b"still works"}, "a write after the value past the limit")
 
     # ---- ids ------------------------------------------------------------------------
 
@@ -1199,6 +1236,24 @@ class StorageContract(Contract, kit=True):
         again = await storage.purge()
         if isinstance(again, bool) or not isinstance(again, int) or again < 0:
             pytest.fail(f"a second purge() returned {again!r}: expected an int >= 0")
+
+    @_check
+    async def test_use_after_aclose_opens_again(self, storage: SessionStorage) -> None:
+        """aclose is not the end: the next call opens the storage again, and it works."""
+        before = _new_id(self)
+        await storage.write(before, b"before aclose", None)
+        await storage.aclose()
+        after = _new_id(self)
+        await storage.write(after, b"after aclose", None)
+        expected: dict[str, bytes | None] = {after: b"after aclose"}
+        if satchel.capabilities_of(storage).persistent:
+            expected[before] = b"before aclose"
+        roles = {before: "written before aclose", after: "written after aclose"}
+        await _expect(storage, expected, "calls after aclose", roles)
+        await storage.touch(after, 600.0)
+        await storage.invalidate(after)
+        await _expect(storage, {after: None}, "invalidate after aclose", roles)
+        await storage.aclose()
 
     # ---- raw access -----------------------------------------------------------------
 
