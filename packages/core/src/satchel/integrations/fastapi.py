@@ -149,25 +149,22 @@ class _CheckedSessionMiddleware(SessionMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._check is not None:
             if scope["type"] == "lifespan":
-                replay = await self._check_at_startup(receive, send)
-                if replay is None:
-                    return
-                receive = replay
+                receive = await self._check_at_startup(receive, send)
             else:
                 self._check()  # raises until the routes are fixed
             self._check = None
         await super().__call__(scope, receive, send)
 
-    async def _check_at_startup(self, receive: Receive, send: Send) -> Receive | None:
-        """Check on the server's startup message; on a failure report it as the protocol
-        says (the server then refuses to start) and return ``None``."""
+    async def _check_at_startup(self, receive: Receive, send: Send) -> Receive:
+        """Check on the server's startup message; a failure is reported as the protocol
+        says (the server then refuses to start), then raised."""
         first = await receive()
         if first["type"] == "lifespan.startup" and self._check is not None:
             try:
                 self._check()
             except ConfigError as exc:
                 await send({"type": "lifespan.startup.failed", "message": f"satchel: {exc}"})
-                return None
+                raise
         replayed = False
 
         async def replay() -> Message:
