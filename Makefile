@@ -11,7 +11,7 @@ SYNC_STAMP := .venv/.synced
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test check lint typecheck docs dist bench sync clean
+.PHONY: demo test check lint typecheck docs docs-examples dist bench sync clean
 
 $(TOOLS)/uv/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)/uv
@@ -44,7 +44,13 @@ typecheck: $(SYNC_STAMP)
 docs: $(SYNC_STAMP)
 	$(UV) run --frozen --no-sync mkdocs build --strict --site-dir site
 
-check: lint typecheck docs dist
+# every python block of the README, docs/ and the package READMEs runs as pasted (CONTRIBUTING.md)
+docs-examples: $(SYNC_STAMP)
+	$(UV) run --frozen --no-sync python -m pytest -q -p no:randomly tests/test_readme.py tests/test_docs_*.py \
+		tests/test_packaging.py::test_every_package_readme_example_runs_as_pasted \
+		tests/test_packaging.py::test_the_core_readme_example_counts_visits
+
+check: lint typecheck docs docs-examples dist
 
 # every wheel and sdist into dist/, then the checks an index upload would make
 dist: $(SYNC_STAMP)
