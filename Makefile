@@ -39,7 +39,7 @@ lint: $(SYNC_STAMP)
 	$(UV) run --frozen --no-sync ruff format --check .
 
 typecheck: $(SYNC_STAMP)
-	$(UV) run --frozen --no-sync mypy packages/core/src packages/conformance/src packages/storage-sqlite/src packages/storage-redis/src packages/storage-mongo/src packages/codec-crypto/src packages/core/tests/typing/usage.py
+	$(UV) run --frozen --no-sync mypy packages/core/src packages/conformance/src packages/storage-sqlite/src packages/storage-redis/src packages/storage-mongo/src packages/codec-crypto/src packages/core/tests/typing/usage.py packages/core/tests/typing/integrations_usage.py
 
 docs: $(SYNC_STAMP)
 	$(UV) run --frozen --no-sync mkdocs build --strict --site-dir site
