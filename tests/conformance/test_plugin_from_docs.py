@@ -33,6 +33,7 @@ def test_the_page_gives_every_file_of_the_plugin() -> None:
         "pyproject.toml",
         "src/satchel_files/_plugin.py",
         "src/satchel_files/__init__.py",
+        "src/satchel_files/_storage.py",
         "tests/test_file_storage.py",
     }
 
@@ -77,6 +78,10 @@ def test_plugin_from_the_docs_installs_and_passes_the_kit(tmp_path: Path) -> Non
         env,
     )  # fmt: skip
 
+    # loading the hook, as satchel does to resolve any URL, does not import the storage
+    light = "import sys, satchel_files._plugin; print('satchel_files._storage' in sys.modules)"
+    assert _run([str(venv / "bin" / "python"), "-c", light], tmp_path, env).stdout.strip() == "False"
+
     listed = _run([str(venv / "bin" / "satchel"), "plugins"], tmp_path, env).stdout
     assert "satchel-files 0.1.0" in listed
     assert "schemes: files" in listed
@@ -91,6 +96,8 @@ def test_plugin_from_the_docs_installs_and_passes_the_kit(tmp_path: Path) -> Non
     assert "passed   test_namespaces_are_isolated" in kit.stdout
     assert "the storage has no write_if (satchel.CompareAndSet)" in kit.stdout
     assert "the storage has no owner index (satchel.OwnerIndex)" in kit.stdout
+    for check in ("test_stored_expiry_of_writes", "test_purge_removes_only_expired"):
+        assert f"passed   {check}" in kit.stdout  # through satchel_stored_expiry and purge
     # the page's example report is this run's tally (trio is not installed here, as it says)
     tally = re.search(r"TestStorageURL: \d+ checks: .*", PAGE.read_text())
     assert tally is not None
