@@ -167,19 +167,11 @@ TEST_MODULES = [
 def test_a_block_that_is_a_test_module_passes_under_pytest(block: Block, tmp_path: Path) -> None:
     (tmp_path / "test_example.py").write_text(block.code)
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-            "test_example.py",
-        ],
+        # only the anyio plugin the examples use: loading every installed plugin takes longer
+        # than the tests themselves
+        [sys.executable, "-m", "pytest", "-q", "-p", "anyio.pytest_plugin", "test_example.py"],
         cwd=tmp_path,
-        env={**_inherited_env(), **EXAMPLE_ENV},
+        env={**_inherited_env(), **EXAMPLE_ENV, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
