@@ -120,12 +120,13 @@ def run_here(page: str) -> list[Block]:
 PAGES_TO_RUN = [page for page in pages() if run_here(page)]
 
 # runs in a fresh interpreter: the blocks keep their page's line numbers, so a traceback
-# points at the line of the page that failed
+# points at the line of the page that failed. The namespace is a module of its own, as a pasted
+# file would be (frameworks such as Litestar look a handler's module up).
 RUNNER = """
-import json, sys
-namespace = {"__name__": "docs_example"}
+import json, sys, types
+module = sys.modules["docs_example"] = types.ModuleType("docs_example")
 for page, line, code in json.load(sys.stdin):
-    exec(compile("\\n" * line + code, page, "exec"), namespace)
+    exec(compile("\\n" * line + code, page, "exec"), module.__dict__)
 """
 
 
