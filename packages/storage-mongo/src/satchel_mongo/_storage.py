@@ -525,6 +525,21 @@ class MongoStorage:
             self._index_lock = asyncio.Lock()
         self._in_use = True
 
+    async def satchel_stored_expiry(self, id: str) -> float | None:
+        """For the conformance kit: the ``expires`` date of the document for ``id``, expired
+        or not, as Unix seconds (``None`` for none); `LookupError` when there is no document."""
+        with self._failures("read a session's expiry"):
+            collection = await self._ready()
+            found = await collection.find_one({"_id": self._key(id)}, projection={"expires": True})
+        if found is None:
+            raise LookupError("no document for the id")
+        expires = found.get("expires")
+        if expires is None:
+            return None
+        if expires.tzinfo is None:  # the driver gives UTC dates without their zone
+            expires = expires.replace(tzinfo=timezone.utc)
+        return float(expires.timestamp())
+
     async def aclose(self) -> None:
         """Close the client this storage opened (a client passed in is left open).
 

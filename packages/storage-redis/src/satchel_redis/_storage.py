@@ -732,6 +732,18 @@ class _RedisBase:
             raise _lost_insert(id)
         return outcome == 1
 
+    async def satchel_stored_expiry(self, id: str) -> float | None:
+        """For the conformance kit: when the key of ``id`` expires, from its PTTL.
+
+        Unix seconds on this machine's clock (the PTTL is relative, so the server's clock
+        does not enter), ``None`` for a key without expiry; `LookupError` when there is no key.
+        """
+        key = self.key(id)
+        left = await self._run("read the expiry of", id, lambda retrying: self._client.pttl(key))
+        if left == -2:
+            raise LookupError("no key for the id")
+        return None if left == -1 else time.time() + left / 1000
+
     async def invalidate(self, id: str) -> None:
         """Delete ``id`` (one DEL); an absent id is not an error."""
         key = self.key(id)

@@ -354,6 +354,17 @@ class SQLiteStorage:
                 removed += batch
         return removed
 
+    async def satchel_stored_expiry(self, id: str) -> float | None:
+        """For the conformance kit: the expiry the row for ``id`` holds, expired or not.
+
+        Unix seconds on this storage's clock, ``None`` for none; `LookupError` when this
+        namespace has no row for ``id``.
+        """
+        row = await self._run(_expiry_row, self._cfg.namespace, id, read=True)
+        if row is None:
+            raise LookupError("no row for the id")
+        return row[0]
+
     async def aclose(self) -> None:
         """Close the connections; the next call opens them again. Calling it twice is not
         an error. A call that was opening the file meanwhile fails with
@@ -449,3 +460,12 @@ def _failure(cfg: Config, exc: Exception, *, opening: bool = False) -> str:
             f"{where!r} exists and this process may write there"
         )
     return f"SQLite ({path!r}) failed: {exc}; check the file, its directory's permissions and free disk space"
+
+
+def _expiry_row(db: sqlite3.Connection, namespace: str, id: str) -> tuple[float | None] | None:
+    """The ``expires_at`` of the row for ``id``, expired or not (``satchel_stored_expiry``)."""
+    found: tuple[float | None] | None = db.execute(
+        f"SELECT expires_at FROM {_sql.TABLE} WHERE namespace = ? AND id = ?",  # noqa: S608 - a constant
+        (namespace, id),
+    ).fetchone()
+    return found
