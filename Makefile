@@ -29,7 +29,7 @@ DEMO_ENV := .venv-demo
 
 demo: $(UV)
 	UV_PROJECT_ENVIRONMENT=$(DEMO_ENV) $(UV) sync --frozen --no-dev --group demo --package satchel-sqlite --quiet
-	$(DEMO_ENV)/bin/python -m examples.shop --host $(HOST) --port $(PORT)
+	$(DEMO_ENV)/bin/python -m examples.shop --host $(HOST) --port $(PORT) $(DEMO_ARGS)
 
 test: $(SYNC_STAMP)
 	$(UV) run --frozen --no-sync python -m pytest $(PYTEST_ARGS)
