@@ -172,7 +172,7 @@ def _revoke(args: argparse.Namespace) -> int:
 def _is_handle(handle: str) -> bool:
     from ._mapping import Mapping
 
-    return Mapping.is_handle(handle)
+    return Mapping._is_handle(handle)
 
 
 def _new_plugin(args: argparse.Namespace) -> int:

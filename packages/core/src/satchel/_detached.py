@@ -48,7 +48,7 @@ class DetachedSessions(RequestSessions):
         for m, session_id in _ids(sessions, ids):
             # as if its cookie had just been sent: reading a session by ID is not the user's
             # activity, so it does not renew the session (a change still does)
-            value = f"{m.seal_id(session_id)}.{int(sessions.clock())}"
+            value = f"{m._seal_id(session_id)}.{int(sessions.clock())}"
             if m.transport == "cookie":
                 jar.setdefault(m.name, []).append(value)
             else:

@@ -184,7 +184,7 @@ class Mapping(Generic[T]):
             raise ConfigError(f"{self!r} is stateless: it has no storage")
         return self.storage
 
-    def require_owners(self) -> OwnerIndex:
+    def _require_owners(self) -> OwnerIndex:
         """The owner index, for a mapping made with ``owner=``."""
         if self.owner is None or self.owners is None:
             raise ConfigError(
@@ -193,7 +193,7 @@ class Mapping(Generic[T]):
             )
         return self.owners
 
-    def owner_of(self, value: T) -> str:
+    def _owner_of(self, value: T) -> str:
         """The owner of a session value, checked: a non-empty string of at most 256 characters."""
         from ._owners import check_owner
 
@@ -204,7 +204,7 @@ class Mapping(Generic[T]):
             raise ValueError(f"{self.transport} {self.name!r}: owner= gave no usable owner: {exc}") from None
 
     @staticmethod
-    def is_handle(handle: str) -> bool:
+    def _is_handle(handle: str) -> bool:
         """Whether ``handle`` could name a stored session (43 base64url characters)."""
         return len(handle) == 43 and b64decode(handle) is not None
 
@@ -219,7 +219,7 @@ class Mapping(Generic[T]):
             data = t.encode(data)
         return b64encode(data)
 
-    def well_formed(self, text: str) -> bool:
+    def _well_formed(self, text: str) -> bool:
         """Whether ``text`` gets as far as the transformers (not empty, within size, base64url)."""
         return 0 < len(text) <= self.max_size and b64decode(text) is not None
 
@@ -242,7 +242,7 @@ class Mapping(Generic[T]):
 
     # -- stateless ----------------------------------------------------------------
 
-    def open_stateless(self, text: str, now: float) -> tuple[bytes, float, float, bool] | None:
+    def _open_stateless(self, text: str, now: float) -> tuple[bytes, float, float, bool] | None:
         """(serialized value, created, expires, reissue) of a valid value, else ``None``."""
         opened = self._open(text)
         if opened is None:
@@ -264,13 +264,13 @@ class Mapping(Generic[T]):
             return None
         return env.data, env.created, env.expires, opened[1]
 
-    def seal_stateless(self, data: bytes, created: float, now: float) -> tuple[str, float | None]:
+    def _seal_stateless(self, data: bytes, created: float, now: float) -> tuple[str, float | None]:
         """The travelling text for ``data`` and its lifetime in seconds from now."""
-        lifetime = self.lifetime(created, now)
+        lifetime = self._lifetime(created, now)
         expires = now + lifetime if lifetime is not None else 0.0
         return self._protect(pack_envelope(self.name, created, expires, data)), lifetime
 
-    def lifetime(self, created: float, now: float) -> float | None:
+    def _lifetime(self, created: float, now: float) -> float | None:
         """Seconds from now until the session ends, idle and absolute limits together."""
         remaining = self.max_age
         if self.max_lifetime is not None:
@@ -280,7 +280,7 @@ class Mapping(Generic[T]):
 
     # -- server-side IDs ----------------------------------------------------------
 
-    def open_id(self, text: str) -> tuple[str, bool] | None:
+    def _open_id(self, text: str) -> tuple[str, bool] | None:
         if not self.transformers:
             return (text, False) if self.is_valid_id(text) else None
         opened = self._open(text)
@@ -292,10 +292,10 @@ class Mapping(Generic[T]):
             return None
         return (session_id, opened[1]) if self.is_valid_id(session_id) else None
 
-    def seal_id(self, session_id: str) -> str:
+    def _seal_id(self, session_id: str) -> str:
         return self._protect(session_id.encode("ascii")) if self.transformers else session_id
 
-    def new_id(self) -> str:
+    def _new_id(self) -> str:
         session_id = self.identity()
         if not self.is_valid_id(session_id):
             raise ConfigError(
@@ -306,7 +306,7 @@ class Mapping(Generic[T]):
 
     # -- transport ----------------------------------------------------------------
 
-    def check_size(self, text: str) -> None:
+    def _check_size(self, text: str) -> None:
         if self.attributes is not None:
             size = len(text) + self.attributes.overhead
             budget = COOKIE_BUDGET

@@ -104,7 +104,7 @@ def check_attributes(attributes: object, where: str) -> dict[str, str]:
 async def list_owned(
     m: Mapping[Any], owner: str, now: float, current: str | None = None
 ) -> list[SessionInfo]:
-    owners = m.require_owners()
+    owners = m._require_owners()
     with storage_errors(m, "list_owned"):
         entries = await owners.list_owned(check_owner(owner))
     found = []
@@ -130,15 +130,15 @@ async def list_owned(
 
 
 async def revoke_owner(m: Mapping[Any], owner: str, keep: str | None = None) -> int:
-    owners = m.require_owners()
+    owners = m._require_owners()
     with storage_errors(m, "invalidate_owned"):
         return await owners.invalidate_owned(check_owner(owner), keep=() if keep is None else (keep,))
 
 
 async def revoke_session(m: Mapping[Any], owner: str, handle: str) -> bool:
-    m.require_owners()
+    m._require_owners()
     check_owner(owner)
-    if not isinstance(handle, str) or not m.is_handle(handle):
+    if not isinstance(handle, str) or not m._is_handle(handle):
         return False
     with storage_errors(m, "read"):
         raw = await m.store.read(handle)

@@ -135,7 +135,7 @@ def open_id(m: Mapping[Any], text: str) -> tuple[tuple[str, bool] | None, str]:
     sealed, dot, hint = text.rpartition(".")
     if not (dot and sealed and 0 < len(hint) <= 12 and hint.isascii() and hint.isdigit()):
         sealed, hint = text, ""
-    return m.open_id(sealed), hint
+    return m._open_id(sealed), hint
 
 
 def _parse_hint(hint: str) -> float:
@@ -172,7 +172,7 @@ async def save(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
         # grown in place past what the storage accepts (set() refuses it in the handler)
         rs._refuse(m, st, st.data, f"{len(st.data)} bytes, more than {m.storage!r} accepts")
         return
-    owner = m.owner_of(st.value) if m.owner is not None else ""
+    owner = m._owner_of(st.value) if m.owner is not None else ""
     if st.found and (regen or owner != st.owner):  # a new owner is a new session (fixation)
         await _rotate(rs, m, st, owner)
     elif changed:
@@ -185,7 +185,7 @@ def _record(rs: RequestSessions, m: Mapping[Any], st: State, owner: str) -> tupl
     created = st.created if st.found else now  # a regenerated ID keeps when the session began
     st.created = created
     record = pack_record(m.name, created, st.data, owner=owner, used=now, attributes=st.attributes)
-    return record, m.lifetime(created, now)
+    return record, m._lifetime(created, now)
 
 
 async def _put(
@@ -215,7 +215,7 @@ async def _insert(
     Unconditional where nothing asks otherwise: no other request can know a fresh random ID,
     let alone have ended it.
     """
-    session_id = m.new_id()
+    session_id = m._new_id()
     key = store_key(session_id)
     if not conditional:
         with storage_errors(m, "write"):
@@ -337,7 +337,7 @@ def _written(
 ) -> None:
     assert st.data is not None
     st.phase, st.id, st.key, st.raw, st.owner, st.dirty = Phase.FOUND, session_id, key, record, owner, False
-    st.sealed = (st.data, st.created, m.seal_id(session_id), ttl)
+    st.sealed = (st.data, st.created, m._seal_id(session_id), ttl)
 
 
 async def _invalidate(m: Mapping[Any], key: str) -> None:
@@ -390,14 +390,14 @@ async def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[
     elif st.found and st.id is not None and st.key is not None:
         touch = rs._stale(m, st.hint, now)
         if touch or st.reissue:
-            ttl = m.lifetime(st.created, now)
+            ttl = m._lifetime(st.created, now)
             if touch:
                 try:
                     await _touch(m, st.key, ttl, st.owner)
                 except StorageError:
                     _raise_or_log(m, "touch failed")
                     return
-            headers.append(rs._send(m, f"{m.seal_id(st.id)}.{int(now)}", ttl, now))
+            headers.append(rs._send(m, f"{m._seal_id(st.id)}.{int(now)}", ttl, now))
 
 
 async def _touch(m: Mapping[Any], key: str, ttl: float | None, owner: str) -> None:

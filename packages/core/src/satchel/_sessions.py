@@ -392,7 +392,7 @@ class RequestSessions:
             )
         where = f"set() of {m.transport} {m.name!r}"
         if m.owner is not None:
-            m.owner_of(value)
+            m._owner_of(value)
         if attributes is not None:
             if m.storage is None:
                 raise TypeError(f"{where}: attributes are recorded in storage; this mapping is stateless")
@@ -468,9 +468,9 @@ class RequestSessions:
 
     async def _owner(self, key: Key) -> tuple[Mapping[Any], str | None, str | None]:
         m = self._sessions.mapping(key)
-        m.require_owners()
+        m._require_owners()
         value = await self.get(key)
-        return m, (m.owner_of(value) if value is not None else None), await self.handle(key)
+        return m, (m._owner_of(value) if value is not None else None), await self.handle(key)
 
     async def list_owned(self, key: Key) -> list[SessionInfo]:
         """Every live session of this session's owner, this one marked ``current``;

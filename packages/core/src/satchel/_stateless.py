@@ -22,12 +22,12 @@ def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
     now = rs._sessions.clock()
     refused = 0
     for text in rs._incoming(m):
-        opened = m.open_stateless(text, now)
+        opened = m._open_stateless(text, now)
         if opened is None:
             log.debug("%s %r: refused an invalid or expired value", m.transport, m.name)
             # each well-formed value costs a MAC check or a decryption: a flood of
             # duplicates must not cost more than a few (malformed ones cost nothing)
-            refused += m.well_formed(text)
+            refused += m._well_formed(text)
             if refused >= MAX_CANDIDATES:
                 return
             continue
@@ -45,8 +45,8 @@ def seal(rs: RequestSessions, m: Mapping[Any], st: State, data: bytes) -> None:
         load(rs, m, st)
     now = rs._sessions.clock()
     created = st.created if st.found else now
-    text, lifetime = m.seal_stateless(data, created, now)
-    m.check_size(text)
+    text, lifetime = m._seal_stateless(data, created, now)
+    m._check_size(text)
     st.sealed = (data, created, text, lifetime)
 
 
@@ -69,9 +69,9 @@ def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[Header
     if st.sealed is not None and st.sealed[0] == st.data:
         text, lifetime = st.sealed[2], st.sealed[3]
     else:
-        text, lifetime = m.seal_stateless(st.data, st.created if st.found else now, now)
+        text, lifetime = m._seal_stateless(st.data, st.created if st.found else now, now)
         try:
-            m.check_size(text)
+            m._check_size(text)
         except SessionTooLarge as exc:
             # grown in place past what the transport carries, after the handler answered:
             # as for a change that would not read back, the last good value stays
