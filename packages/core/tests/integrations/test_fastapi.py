@@ -32,6 +32,7 @@ from websockets.sync.client import connect
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
+    from starlette.testclient import WebSocketDenialResponse
 
 
 class Unmapped(msgspec.Struct):
@@ -123,6 +124,21 @@ def test_a_websocket_route_gets_its_sessions_and_sets_one_on_the_handshake() -> 
         assert client.get("/cart").status_code == 401, "the test client keeps no handshake cookie"
         cookie = handshake_cookie(api)
         assert client.get("/cart", headers={"cookie": cookie}).json() == ["from the socket"]
+
+
+def test_a_websocket_route_requiring_a_session_refuses_the_handshake_without_one() -> None:
+    api = FastAPI()
+
+    @api.websocket("/ws")
+    async def ws(websocket: WebSocket, login: Session[Login]) -> None:
+        await websocket.accept()
+        await websocket.send_json(login.user)
+
+    install(api, memory_sessions())
+    with TestClient(api) as client, pytest.raises(WebSocketDenialResponse) as refused:  # noqa: SIM117
+        with client.websocket_connect("/ws"):
+            pass
+    assert (refused.value.status_code, refused.value.json()) == (401, {"detail": "sign-in required"})
 
 
 def handshake_cookie(app: Any) -> str:
