@@ -355,6 +355,10 @@ def report(samples: dict[tuple[str, str, str], list[Sample]], schemes: list[str]
 
 
 def bench(args: argparse.Namespace) -> None:
+    if not Path(WRK).exists():
+        raise SystemExit(f"no wrk at {WRK}: install wrk (the load generator) or put it on PATH")
+    if not Path("/proc/self/stat").exists():
+        raise SystemExit("bench_http.py reads server CPU time from /proc: it runs on Linux only")
     names = args.only or [c.name for c in CONTENDERS]
     unknown = set(names) - set(BY_NAME)
     if unknown:
