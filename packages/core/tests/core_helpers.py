@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from http.cookies import SimpleCookie
 from typing import Any
 
 import httpx
@@ -91,6 +92,28 @@ def make_app(sessions: satchel.Sessions, **handlers: Handler) -> satchel.Session
         return Route(f"/{name}", endpoint, methods=["GET", "POST"])
 
     return satchel.SessionMiddleware(Starlette(routes=[route(n, h) for n, h in handlers.items()]), sessions)
+
+
+def apply(jar: dict[str, str], headers: list[tuple[str, str]]) -> None:
+    """Update ``jar`` (cookie name to value) from the headers a commit returned, as a browser does."""
+    for name, value in headers:
+        if name == "set-cookie":
+            cookie: SimpleCookie = SimpleCookie()
+            cookie.load(value)
+            for key, morsel in cookie.items():
+                if morsel["max-age"] == "0":
+                    jar.pop(key, None)
+                else:
+                    jar[key] = morsel.value
+
+
+async def request(sessions: satchel.Sessions, jar: dict[str, str], handler: Any) -> Any:
+    """Run ``handler`` on the sessions of the cookies in ``jar`` without an app, commit what it
+    changed exactly as a response start does, and update ``jar``; return what the handler did."""
+    async with sessions.detached(cookies=jar) as s:
+        result = await handler(s)
+    apply(jar, s.headers)
+    return result
 
 
 def set_cookies(response: httpx.Response) -> list[str]:

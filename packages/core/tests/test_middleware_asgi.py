@@ -1,19 +1,28 @@
-"""The middleware at the ASGI level: websocket handshakes, lifespan, other scopes."""
+"""The middleware at the ASGI level: websocket handshakes, lifespan, other scopes, crashed handlers."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 import satchel
 from core_helpers import KEY
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 pytestmark = pytest.mark.anyio
 
 
 class Cart(msgspec.Struct):
     items: list[str] = []
+
+
+class Order(msgspec.Struct):
+    paid: bool = False
 
 
 class ClosingStorage(satchel.MemoryStorage):
@@ -129,3 +138,23 @@ async def test_sessions_of_accepts_a_request_object_with_a_scope() -> None:
 
     await run(satchel.SessionMiddleware(app, sessions_with(satchel.MemoryStorage())), {"type": "http"}, [])
     assert isinstance(seen[0], satchel.RequestSessions)
+
+
+async def test_crashed_handler_does_not_persist_its_session_change() -> None:
+    """A handler that raises after changing a session gets the app's 500 (from Starlette's
+    ServerErrorMiddleware, inside SessionMiddleware) without the half-done change: no storage
+    write and no Set-Cookie, as "nothing is half-written" says."""
+    storage = satchel.MemoryStorage()
+    sessions = satchel.Sessions(satchel.cookie(Order, "ORDER", storage=storage))
+
+    async def pay(request: Request) -> PlainTextResponse:
+        satchel.sessions_of(request).set(Order(paid=True))
+        raise RuntimeError("payment provider timed out")  # after marking the session paid
+
+    app = satchel.SessionMiddleware(Starlette(routes=[Route("/pay", pay)]), sessions)
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/pay")
+    assert response.status_code == 500
+    assert "set-cookie" not in response.headers, "the 500 carries the half-done session"
+    assert len(storage) == 0, "the half-done session was written to storage"
