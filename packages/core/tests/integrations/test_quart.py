@@ -84,7 +84,7 @@ async def test_a_handler_of_an_app_not_installed_is_told_to_wrap_it() -> None:
         return "unreachable"
 
     app.config["PROPAGATE_EXCEPTIONS"] = True
-    with pytest.raises(satchel.ConfigError, match="wrap the app"):
+    with pytest.raises(satchel.ConfigError, match=r"satchel.integrations.quart.install\(app, sessions\)"):
         await app.test_client().get("/")
 
 

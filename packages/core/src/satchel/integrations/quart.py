@@ -10,12 +10,13 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from quart import Quart, has_request_context, has_websocket_context, request, websocket
 
 from .._exceptions import ConfigError
-from .._middleware import SessionMiddleware, sessions_of
+from .._middleware import SCOPE_KEY, SessionMiddleware, sessions_of
 from .._sessions import RequestSessions, Sessions
 
 __all__ = ["install", "current_sessions"]
@@ -41,11 +42,19 @@ def current_sessions() -> RequestSessions:
         ConfigError: outside a request or websocket context, or when the app was not
             given its sessions with `install`.
     """
+    scope: Mapping[str, object]
     if has_websocket_context():
-        return sessions_of(websocket.scope)
-    if has_request_context():
-        return sessions_of(request.scope)
-    raise ConfigError(
-        "current_sessions() needs a request or websocket being handled; "
-        "in a background task, pass the values it needs instead"
-    )
+        scope = websocket.scope
+    elif has_request_context():
+        scope = request.scope
+    else:
+        raise ConfigError(
+            "current_sessions() needs a request or websocket being handled; "
+            "in a background task, pass the values it needs instead"
+        )
+    if SCOPE_KEY not in scope:
+        raise ConfigError(
+            "no sessions on this request: give the app its sessions with "
+            "satchel.integrations.quart.install(app, sessions)"
+        )
+    return sessions_of(scope)
