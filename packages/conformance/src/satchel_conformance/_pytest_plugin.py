@@ -122,7 +122,7 @@ def _reason(report: pytest.TestReport) -> str:
         return str(longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None:
-        return str(crash.message).splitlines()[0]
+        return str(crash.message).splitlines()[0].removeprefix("Failed: ")  # pytest.fail's own prefix
     return str(longrepr).strip().splitlines()[-1] if longrepr else ""
 
 
