@@ -238,3 +238,20 @@ def test_any_duration_is_taken_exactly_or_refused_with_a_config_error(value: obj
         return
     mapping = satchel.cookie(Cart, "CART", transformers=sign(), max_age=value)  # type: ignore[arg-type]
     assert mapping.max_age == seconds
+
+
+@pytest.mark.parametrize("name", ["S\x00ID", "S\x7fID", "S\u0100ID", "S\x0bID"])
+def test_bad_cookie_name_is_a_config_error(name: str) -> None:
+    """A cookie name that is not an RFC 6265 token (a control character such as NUL, DEL or
+    VT, or a character outside ASCII) is refused when the mapping is built: it would go into
+    Set-Cookie as-is, or fail only at the first response (a 500)."""
+    with pytest.raises(satchel.ConfigError):
+        satchel.cookie(Cart, name, storage=satchel.MemoryStorage())
+
+
+@pytest.mark.parametrize("path", ["/a\x00b", "/caf\u0100"])
+def test_bad_cookie_path_is_a_config_error(path: str) -> None:
+    """A cookie path with a control character or a character outside ASCII is refused when
+    the mapping is built, for the same reason as a bad name."""
+    with pytest.raises(satchel.ConfigError):
+        satchel.cookie(Cart, "SID", storage=satchel.MemoryStorage(), path=path)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import msgspec
 import pytest
 import satchel
-from core_helpers import KEY, Clock, CountingStorage, key_of, make_app, set_cookies
+from core_helpers import KEY, Clock, CountingStorage, key_of, make_app, request, set_cookies
 
 pytestmark = pytest.mark.anyio
 
@@ -15,6 +16,11 @@ pytestmark = pytest.mark.anyio
 class Login(msgspec.Struct):
     user: str
     visits: int = 0
+
+
+class Prefs(msgspec.Struct):
+    theme: str = "light"
+    user: str = ""  # a display name the visitor can type in: attacker-controlled
 
 
 async def login(s: satchel.RequestSessions, request: Any) -> Any:
@@ -289,3 +295,77 @@ async def test_storage_too_small_for_the_value_fails_at_set() -> None:
     request = satchel.RequestSessions(sessions, {"type": "http", "headers": []})
     with pytest.raises(satchel.SessionTooLarge):
         request.set(Login(user="x" * 200))
+
+
+class CountingInvalidates(satchel.MemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.invalidates = 0
+
+    async def invalidate(self, id: str) -> None:
+        self.invalidates += 1
+        await super().invalidate(id)
+
+
+async def test_clear_does_at_most_as_many_storage_calls_as_a_read() -> None:
+    """clear() without a get() ends at most three candidate IDs, as a read looks up at most
+    three: one request to a logout URL with a large Cookie header of valid-shaped IDs costs no
+    more storage round trips than a read, and deletes no ID the server never tied to it."""
+    storage = CountingInvalidates()
+    sessions = satchel.Sessions(satchel.cookie(Login, "SID", storage=storage))
+    cookies = [("SID", secrets.token_urlsafe(32)) for _ in range(150)]  # ~7 KB header
+    s = sessions.detached(cookies=cookies)
+    s.clear(Login)
+    await s.commit()
+    assert storage.invalidates <= 3, f"{storage.invalidates} invalidate calls for one logout"
+
+
+async def test_an_id_issued_for_one_mapping_is_refused_by_another() -> None:
+    """Two server-side mappings that share one storage (supported) never accept each other's
+    IDs: the ID a visitor got for a low-value mapping it controls (PREFS), sent as the SID
+    cookie, opens no Login, so its data cannot pass for a login (privilege escalation)."""
+    shared = satchel.MemoryStorage()
+    sessions = satchel.Sessions(
+        satchel.cookie(Login, "SID", storage=shared),
+        satchel.cookie(Prefs, "PREFS", storage=shared),
+    )
+    jar: dict[str, str] = {}
+
+    async def save_prefs(s: satchel.RequestSessions) -> None:
+        s.set(Prefs(user="admin"))  # anonymous visitor picks a display name
+
+    await request(sessions, jar, save_prefs)
+    assert "PREFS" in jar
+    assert "SID" not in jar
+
+    forged = {"SID": jar["PREFS"]}
+
+    async def whoami(s: satchel.RequestSessions) -> Login | None:
+        return await s.get(Login)
+
+    assert await request(sessions, forged, whoami) is None, "a PREFS id opened the SID session"
+
+
+async def test_an_id_issued_for_one_mapping_is_refused_by_another_on_one_sqlite_url(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The same with dict sessions on one SQLite URL: the stored record, not only the
+    storage, says which mapping an ID belongs to."""
+    pytest.importorskip("satchel_sqlite")
+    url = f"sqlite:///{tmp_path}/sessions.db"
+    sessions = satchel.Sessions(
+        satchel.cookie(dict, "SID", storage=url),
+        satchel.cookie(Prefs, "PREFS", storage=url),
+    )
+    jar: dict[str, str] = {}
+
+    async def save_prefs(s: satchel.RequestSessions) -> None:
+        s.set(Prefs(user="admin"))
+
+    try:
+        await request(sessions, jar, save_prefs)
+
+        async def whoami(s: satchel.RequestSessions) -> object:
+            return await s.get("SID")
+
+        assert await request(sessions, {"SID": jar["PREFS"]}, whoami) is None
+    finally:
+        await sessions.aclose()

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 import satchel
-from core_helpers import KEY, OTHER_KEY, Clock, make_app, set_cookies
+from core_helpers import KEY, OTHER_KEY, Clock, apply, make_app, set_cookies
 
 pytestmark = pytest.mark.anyio
 
@@ -239,10 +239,10 @@ async def test_existing_vary_header_is_extended_not_replaced(client_for: Any) ->
 async def test_stateless_value_carries_no_readable_secret_when_signed_only() -> None:
     # Signing is integrity, not secrecy: document by test that the value is readable.
     sessions = cart_sessions()
-    request = satchel.RequestSessions(sessions, {"type": "http", "headers": []})
+    request = sessions.detached()
     request.set(Cart(items=["visible-item"]))
-    headers = await request._commit()
-    cookie = next(v for k, v in headers if k == b"set-cookie").decode()
+    headers = await request.commit()
+    cookie = next(v for k, v in headers if k == "set-cookie")
     value = cookie.split(";")[0].split("=", 1)[1]
     assert b"visible-item" in base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
@@ -295,3 +295,53 @@ async def test_a_value_grown_in_place_past_the_cookie_budget_keeps_the_last_good
     assert "cannot be saved" in caplog.text
     assert "4096" in caplog.text  # the budget it went past
     assert (await client.get("/show")).json() == ["apple"]
+
+
+async def test_value_without_deadline_is_refused_once_max_age_is_configured() -> None:
+    """A value issued while the mapping had no idle timeout (max_age=None: no deadline in
+    it) is refused once the app sets a max_age, as if it were as old as it may be: otherwise
+    a client could replay it forever."""
+    clock = Clock()
+    before = satchel.Sessions(
+        satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)], max_age=None), clock=clock
+    )
+    jar: dict[str, str] = {}
+    r = before.detached(cookies=jar)
+    r.set(Cart(items=["old"]))
+    apply(jar, await r.commit())
+
+    after = satchel.Sessions(
+        satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)], max_age=3600), clock=clock
+    )
+    clock.now += 365 * 24 * 3600  # a year later, far beyond max_age
+    r = after.detached(cookies=jar)
+    assert await r.get(Cart) is None, "a year-old value without deadline still opens with max_age=3600"
+
+
+async def test_no_resend_right_after_a_resend() -> None:
+    """A rolling session whose idle deadline is capped by max_lifetime is not sent again on
+    every request near its end: when it was last sent is not guessed as `expires - max_age`
+    (wrong when max_lifetime set `expires`), so a response right after a resend carries no
+    Set-Cookie and stays cacheable."""
+    clock = Clock()
+    sessions = satchel.Sessions(
+        satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)], max_age=100, max_lifetime=120),
+        clock=clock,
+    )
+    jar: dict[str, str] = {}
+    r = sessions.detached(cookies=jar)
+    r.set(Cart(items=["a"]))
+    apply(jar, await r.commit())
+
+    clock.now += 60  # past max_age/2 since it was sent: a resend is due
+    r = sessions.detached(cookies=jar)
+    await r.get(Cart)
+    headers = await r.commit()
+    assert any(k == "set-cookie" for k, _ in headers)
+    apply(jar, headers)
+
+    clock.now += 12  # 12 s after the resend; max_age is 100
+    r = sessions.detached(cookies=jar)
+    await r.get(Cart)
+    headers = await r.commit()
+    assert not any(k == "set-cookie" for k, _ in headers), "sent again 12 s after the last send"
