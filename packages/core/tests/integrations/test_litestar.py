@@ -1,5 +1,6 @@
 """satchel.integrations.litestar: what the plugin installs, checks and closes."""
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,7 @@ import pytest
 import satchel
 from integrations.apps import KEY, Cart, Login, litestar_app, shop_sessions
 from litestar import Litestar, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.testing import TestClient
 from litestar.types import ASGIApp, Receive, Scope, Send
 from satchel.integrations.litestar import SatchelPlugin, session
@@ -103,6 +104,25 @@ def test_a_provider_of_an_unmapped_type_fails_startup_naming_the_mapped_types() 
         "the handler 'ok' (/ok) asks for the session type Unmapped: no session mapping for "
         f"{Unmapped!r}; the mapped ones are: Cart ('CART'), Login ('SID')"
     ]
+
+
+@dataclasses.dataclass
+class Limit:
+    """A callable provider that cannot be hashed, as Litestar allows."""
+
+    most: int
+
+    async def __call__(self) -> int:
+        return self.most
+
+
+def test_the_startup_check_passes_over_providers_of_any_kind() -> None:
+    @get("/most", dependencies={"most": Provide(Limit(3))})
+    async def most(most: NamedDependency[int]) -> int:
+        return most
+
+    with client(Litestar([most], plugins=[SatchelPlugin(sessions_on(satchel.MemoryStorage()))])) as c:
+        assert c.get("/most").json() == 3
 
 
 def test_shutdown_closes_the_storages() -> None:

@@ -197,7 +197,7 @@ def _asked(app: FastAPI) -> Iterator[tuple[str, type[Any]]]:
         pending = [route.dependant]
         while pending:
             dependant = pending.pop()
-            key = _KEYS.get(dependant.call)
+            key = _KEYS.get(dependant.call)  # FastAPI's own cache hashes every dependency
             if key is not None:
                 yield where, key
             pending.extend(dependant.dependencies)

@@ -147,6 +147,13 @@ def _asked(app: Litestar) -> Iterator[tuple[str, type[Any]]]:
             continue
         for handler in handlers:
             for provide in handler.resolve_dependencies().values():
-                key = _KEYS.get(provide.dependency)
+                key = _key_of(provide.dependency)
                 if key is not None:
                     yield f"the handler {handler.handler_name!r} ({route.path})", key
+
+
+def _key_of(call: object) -> type[Any] | None:
+    try:
+        return _KEYS.get(call)
+    except TypeError:  # an unhashable callable (a dataclass instance) is none of ours
+        return None
