@@ -1,10 +1,14 @@
-"""The built-ins: Sign, Digest, serializers, MemoryStorage, token_id, and the CLI."""
+"""The built-ins: Sign (and the keys it refuses), Digest, serializers, MemoryStorage, token_id, the CLI."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import TypedDict
 
 import attrs
@@ -152,3 +156,93 @@ def test_console_script_runs() -> None:
         check=True,
     )
     assert len(result.stdout.strip()) == 64
+
+
+# -- keys: Sign refuses what Encrypt refuses --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "k" * 32,
+        bytes(range(32)),
+        b"\x00" * 64,
+        "ab" * 32,
+        "0123456789abcdef0123456789abcdef",
+        "correct horse battery staple 123",
+        "change me: at least 32 random bytes, e.g. from `satchel keygen`",
+        "0123456789abcdef" * 4,
+        "thisismysupersecretkeyforsigningsessionsinproduction",
+        b"password" * 4 + b"1234567890",
+    ],
+    ids=[
+        "repeat",
+        "counter",
+        "zeros",
+        "hex-repeat",
+        "hex-counter",
+        "passphrase",
+        "readme-placeholder",
+        "hex-pattern",
+        "lowercase-phrase",
+        "printable-bytes-phrase",
+    ],
+)
+def test_sign_refuses_a_placeholder_or_passphrase_key(weak: str | bytes) -> None:
+    """Sign refuses a placeholder or passphrase key, as a key or as a fallback key, and names
+    `satchel keygen`: HMAC under a guessable key can be forged by anyone who guesses it."""
+    # HMAC under a guessable key can be forged by anyone who guesses it
+    with pytest.raises(satchel.ConfigError, match="satchel keygen"):
+        satchel.Sign(weak)
+    with pytest.raises(satchel.ConfigError, match="Sign fallback key"):
+        satchel.Sign(KEY, fallback_keys=[weak])
+
+
+DJANGO_STYLE = "abcdefghijklmnopqrstuvwxyz0123456789!@#$%^&*(-_=+)"
+
+
+def wrapped_base64(raw: bytes) -> str:
+    """Base64 broken into 64-column lines, as `openssl rand -base64 64` prints it."""
+    text = base64.b64encode(raw).decode()
+    return "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: secrets.token_urlsafe(32),
+        lambda: secrets.token_hex(32),
+        lambda: os.urandom(32),
+        lambda: bytearray(os.urandom(48)),
+        lambda: "".join(secrets.choice(DJANGO_STYLE) for _ in range(50)),
+        lambda: wrapped_base64(os.urandom(64)),
+        lambda: base64.b64encode(os.urandom(32)).decode(),
+    ],
+    ids=["keygen", "hex", "bytes", "bytearray", "django-style-50", "wrapped-base64", "standard-base64"],
+)
+def test_sign_accepts_random_keys_in_every_usual_spelling(make: Callable[[], str | bytes]) -> None:
+    """Random keys in every usual spelling (keygen, hex, bytes, base64 wrapped or not, a
+    50-character secret) are always accepted: a key check that refused one at random would
+    pass in CI and fail at deploy."""
+    # random keys must never be refused at random: a key that passed in CI must pass at deploy
+    for _ in range(500):
+        sign = satchel.Sign(make())
+        assert sign.decode(sign.encode(b"x")) == b"x"
+
+
+def test_a_key_with_a_newline_or_too_few_spelled_bytes_says_so() -> None:
+    """A key read from a file with its newline, or a hex key that spells too few bytes, is refused
+    with a message that says so."""
+    with pytest.raises(satchel.ConfigError, match=r"ends with whitespace.*strip it"):
+        satchel.Sign(secrets.token_urlsafe(32) + "\n")  # open(file).read()
+    with pytest.raises(satchel.ConfigError, match="spells only 16 bytes in hex"):
+        satchel.Sign(secrets.token_hex(16))
+
+
+def test_a_key_that_is_not_utf8_or_has_a_newline_as_bytes_says_so() -> None:
+    """A key that is not UTF-8 (as os.environ keeps such bytes), or a bytes key ending with a
+    newline (a key file read in binary mode), is refused with a message that says so."""
+    with pytest.raises(satchel.ConfigError, match="not UTF-8"):
+        satchel.Sign(secrets.token_urlsafe(32) + "\udcff")  # how os.environ keeps such bytes
+    with pytest.raises(satchel.ConfigError, match="ends with whitespace"):
+        satchel.Sign(base64.b64encode(os.urandom(32)) + b"\n")  # a key file read in binary mode

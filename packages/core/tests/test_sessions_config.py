@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 from typing import Any
 
 import msgspec
@@ -22,6 +23,10 @@ class Cart(msgspec.Struct):
 
 class Login(msgspec.Struct):
     user: str
+
+
+class Role(msgspec.Struct):
+    admin: bool = False
 
 
 def sign() -> list[satchel.Transformer]:
@@ -255,3 +260,71 @@ def test_bad_cookie_path_is_a_config_error(path: str) -> None:
     the mapping is built, for the same reason as a bad name."""
     with pytest.raises(satchel.ConfigError):
         satchel.cookie(Cart, "SID", storage=satchel.MemoryStorage(), path=path)
+
+
+# -- a stateless mapping must authenticate what travels ---------------------------------
+
+
+def test_a_stateless_mapping_protected_only_by_a_digest_is_refused() -> None:
+    """A stateless mapping whose only transformer is a Digest is refused: anyone can recompute a
+    digest, so such a cookie could be forged with admin=True."""
+    # anyone can recompute a digest: such a cookie could be forged with admin=True
+    with pytest.raises(satchel.ConfigError, match=r"none of its transformers \(Digest\) authenticates"):
+        satchel.cookie(Role, "ROLE", transformers=[satchel.Digest()])
+
+
+def test_a_transformer_that_does_not_say_it_authenticates_is_not_enough() -> None:
+    """A third-party transformer that does not declare `authenticates = True` does not make a
+    stateless mapping safe on its own; beside Sign, or on a server-side mapping, it is
+    accepted."""
+
+    class Reverse:  # a third-party transformer that only reshapes the bytes
+        def encode(self, data: bytes) -> bytes:
+            return data[::-1]
+
+        def decode(self, data: bytes) -> bytes | None:
+            return data[::-1]
+
+    with pytest.raises(satchel.ConfigError, match="authenticates = True"):
+        satchel.header(Role, "X-Role", transformers=[Reverse()])
+    # with Sign beside it, or on a server-side mapping (only an ID travels), it is fine
+    satchel.header(Role, "X-Role", transformers=[Reverse(), satchel.Sign(KEY)])
+    satchel.cookie(Role, "SID", storage=satchel.MemoryStorage(), transformers=[satchel.Digest()])
+
+
+def test_a_missing_key_or_a_transformer_class_says_what_to_change() -> None:
+    """A key read from an unset environment variable (None), or the Sign class listed instead of an
+    instance, is refused with a message that says what to change."""
+    with pytest.raises(satchel.ConfigError, match=r"NoneType, not str or bytes.*variable is set"):
+        satchel.Sign(os.environ.get("SATCHEL_TEST_SURELY_UNSET_KEY"))  # type: ignore[arg-type]
+    with pytest.raises(satchel.ConfigError, match=r"lists the class; make one: Sign\(key\)"):
+        satchel.cookie(Role, "ROLE", transformers=[satchel.Sign])  # type: ignore[list-item]
+
+
+def test_a_bindable_transformer_that_authenticates_may_bind_to_a_helper() -> None:
+    """A transformer that declares `authenticates = True` and binds to a helper object that
+    declares nothing is accepted: the declaration of the transformer given counts."""
+
+    class Inner:  # what bind() returns: does the work, declares nothing
+        def __init__(self, sign: satchel.Sign) -> None:
+            self._sign = sign
+
+        def encode(self, data: bytes) -> bytes:
+            return self._sign.encode(data)
+
+        def decode(self, data: bytes) -> bytes | None:
+            return self._sign.decode(data)
+
+    class Outer:
+        authenticates = True
+
+        def encode(self, data: bytes) -> bytes:
+            raise AssertionError("only the bound copy is used")
+
+        def decode(self, data: bytes) -> bytes | None:
+            raise AssertionError("only the bound copy is used")
+
+        def bind(self, context: str) -> Inner:
+            return Inner(satchel.Sign(KEY).bind(context))
+
+    satchel.cookie(Role, "ROLE", transformers=[Outer()])
