@@ -6,6 +6,7 @@ import os
 import secrets
 import tracemalloc
 import zlib
+from typing import Any
 
 import pytest
 import satchel
@@ -176,6 +177,43 @@ def test_random_keys_in_every_usual_spelling_are_accepted(key: str | bytes) -> N
     assert encrypt.decode(encrypt.encode(b"data")) == b"data"
 
 
+@pytest.mark.parametrize(
+    "weak",
+    [
+        bytes(range(32)),
+        "0123456789abcdef0123456789abcdef",
+        "ab" * 32,
+        "correct horse battery staple 123",
+        "changeme" + "CHANGEME" + "changeme" + "12345678",
+    ],
+    ids=["counter", "hex-placeholder", "hex-repeat", "passphrase", "changeme"],
+)
+def test_a_weak_key_is_a_config_error(weak: str | bytes) -> None:
+    """A key that only looks random (a counter, a hex placeholder, a repeated pattern, a
+    passphrase) is refused and `satchel keygen` is named: the cipher is only as strong as
+    its key."""
+    with pytest.raises(satchel.ConfigError, match="satchel keygen"):
+        Encrypt(weak)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: secrets.token_urlsafe(32),
+        lambda: secrets.token_urlsafe(64),
+        lambda: secrets.token_hex(32),
+        lambda: os.urandom(32),
+        lambda: os.urandom(48),
+    ],
+    ids=["keygen", "keygen-64", "hex", "bytes", "bytes-48"],
+)
+def test_random_keys_are_never_refused_at_random(make: Any) -> None:
+    """Random keys in every usual spelling and length are accepted every time: a key check that
+    refused one at random would pass in CI and fail at deploy."""
+    for _ in range(50):
+        Encrypt(make())
+
+
 def test_repr_shows_no_key_material() -> None:
     text = repr(Encrypt(KEY, fallback_keys=[OLD]))
     assert "2 key(s)" in text
@@ -247,6 +285,22 @@ def test_a_corrupt_deflate_stream_under_a_valid_tag_is_refused() -> None:
 def test_an_unknown_flag_under_a_valid_tag_is_refused() -> None:
     encrypt = box()
     assert encrypt.decode(_seal(encrypt, b"\x02data")) is None
+
+
+def test_a_compressible_value_larger_than_the_cap_round_trips() -> None:
+    # decode refuses to inflate past max_inflated, so such a value must travel raw
+    """A compressible value larger than max_inflated round-trips: decode refuses to inflate past
+    the cap, so encode sends such a value raw rather than compressed."""
+    box = Encrypt(KEY, compress=True).bind("cookie:CART")
+    data = b'{"items": ["apple"]}' * 5000  # 100 000 bytes, very compressible
+    assert box.decode(box.encode(data)) == data
+
+
+def test_a_value_over_a_small_cap_round_trips() -> None:
+    """The same with a small max_inflated: a value over it travels raw and opens."""
+    box = Encrypt(KEY, compress=True, max_inflated=1024).bind("cookie:CART")
+    data = b"a" * 2048
+    assert box.decode(box.encode(data)) == data
 
 
 def _seal_deflated(encrypt: Encrypt, stream: bytes) -> bytes:

@@ -13,6 +13,7 @@ import httpx
 import msgspec
 import pytest
 import satchel
+import satchel.testing
 from satchel_crypto import Encrypt
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -184,3 +185,22 @@ async def test_compressed_sessions_round_trip_through_the_middleware() -> None:
             await http.get(f"/add/item-number-{i:03d}")
         plain = http.cookies["CART"]
     assert len(compressed) < len(plain) // 2
+
+
+async def test_a_large_compressible_cart_is_never_silently_lost() -> None:
+    """A value past the compression cap travels raw, so when the cookie is then too large
+    set() raises SessionTooLarge: the cart is never silently lost, and a smaller one still works."""
+    sessions = satchel.Sessions(satchel.cookie(dict, "CART", transformers=[Encrypt(KEY, compress=True)]))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    cart = {"items": [f"apple-{i % 50}" for i in range(9000)]}
+    transport = httpx.ASGITransport(satchel.SessionMiddleware(app, sessions))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        with pytest.raises(satchel.SessionTooLarge):
+            await satchel.testing.set_session(client, sessions, cart)
+        small = {"items": [f"apple-{i % 50}" for i in range(300)]}
+        await satchel.testing.set_session(client, sessions, small)
+        assert await satchel.testing.get_session(client, sessions, dict) == small
