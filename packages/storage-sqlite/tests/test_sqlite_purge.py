@@ -4,6 +4,7 @@ purge hint's bounds; the upgrade from version 2."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import sqlite3
@@ -330,3 +331,71 @@ async def test_a_version_2_file_gets_the_new_trigger_and_its_shortened_rows_fixe
         assert sorted(id for _, id in table(path)) == ["forever", "live"]
     finally:
         await storage.aclose()
+
+
+async def test_purge_removes_a_session_whose_expiry_was_shortened(tmp_path: Path) -> None:
+    # A "remember me" session (long TTL) rewritten with a short TTL, then expired.
+    """A session whose expiry was shortened (a long "remember me" TTL rewritten with a short one)
+    is removed by purge() once expired: purge() removes every expired session, not only
+    those whose first expiry has passed."""
+    clock = Clock()
+    store = SQLiteStorage(tmp_path / "s.db", clock=clock)
+    try:
+        await store.write("sid", b"v", 30 * 86400)
+        await store.write("sid", b"v", 60)
+        clock.now += 3600
+        assert await store.read("sid") is None  # it is expired ...
+        removed = await store.purge()  # ... and purge() promises "every expired session"
+        with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db:
+            rows = db.execute("SELECT count(*) FROM satchel_sessions").fetchone()[0]
+        assert (removed, rows) == (1, 0)
+    finally:
+        await store.aclose()
+
+
+async def test_purge_walks_the_key_or_the_index_in_ranges_never_scanning_the_table(tmp_path: Path) -> None:
+    """Every statement purge() runs searches the primary key or an index by ranges and never scans
+    the table, so a purge costs what it removes, not the size of the file."""
+    store = SQLiteStorage(tmp_path / "s.db")
+    await store.write("id", b"v", None)
+    try:
+        with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db:
+            for sql, params in [
+                (_sql.PURGE_NEXT_START, ("", "", 1000)),
+                (_sql.PURGE_RANGE, ("", "", "a", "b", 0.0)),
+                (_sql.PURGE_REST, ("", "", 0.0)),
+                (_sql.PURGE_CANDIDATES, (0.0, 1.0)),
+                (_sql.PURGE_SOME, (0.0, 1000)),
+                (_sql.PURGE_BAND_NEXT_START, (0.0, "", "", 1.0, 1000)),
+                (_sql.PURGE_BAND, (0.0, "", "", 1.0, "a", "b", 1.0, 0.0)),
+                (_sql.PURGE_BAND_REST, (0.0, "", "", 1.0, 0.0)),
+            ]:
+                plan = [row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+                assert plan, sql
+                assert not [step for step in plan if step.startswith("SCAN")], plan
+                assert [step for step in plan if step.startswith("SEARCH")], plan
+    finally:
+        await store.aclose()
+
+
+async def test_purge_over_several_batches_keeps_every_live_row(tmp_path: Path) -> None:
+    """A purge over several batches of interleaved live and expired rows, in two namespaces and
+    with an empty ID, removes exactly the expired rows and keeps every live one."""
+    clock = Clock()
+    one = SQLiteStorage(tmp_path / "s.db", namespace="one", clock=clock)
+    two = SQLiteStorage(tmp_path / "s.db", namespace="two", clock=clock)
+    try:
+        for i in range(2500):  # interleaved live and expired rows over three batches
+            await (one if i % 2 else two).write(f"id{i:05}", b"v", 10 if i % 3 else None)
+        await one.write("", b"empty id, expired", 10)
+        clock.now += 11
+        expected = sum(1 for i in range(2500) if i % 3) + 1
+        assert await one.purge() == expected
+        live = [f"id{i:05}" for i in range(2500) if not i % 3]
+        with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db:
+            kept = [row[0] for row in db.execute("SELECT id FROM satchel_sessions ORDER BY id")]
+        assert kept == live
+        assert await two.purge() == 0
+    finally:
+        await one.aclose()
+        await two.aclose()

@@ -4,6 +4,7 @@ one app starts and stops several times (test suites, reloaders, a server started
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sqlite3
 import threading
@@ -152,3 +153,23 @@ async def test_a_closed_or_never_used_storage_does_not_warn(tmp_path: Path) -> N
         del used, unused
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+@pytest.mark.anyio
+async def test_aclose_during_the_first_open_closes_the_storage(tmp_path: Path) -> None:
+    """aclose() while the first call is still opening the file closes what that open made (no
+    connection thread is left behind), and the storage opens again on its next call."""
+    before = set(threading.enumerate())
+    store = SQLiteStorage(tmp_path / "s.db")
+    first = asyncio.ensure_future(store.read("x"))
+    await asyncio.sleep(0.001)  # the first operation is opening the file
+    await store.aclose()
+    with contextlib.suppress(satchel.StorageError):
+        await first
+    # what the cut-short open made is closed: no connection thread is left behind
+    await asyncio.sleep(0.2)
+    left = [t for t in threading.enumerate() if t not in before and "connection_worker" in t.name]
+    assert left == []
+    # and aclose() is not final: the next call opens the file again
+    assert await store.read("x") is None
+    await store.aclose()

@@ -385,3 +385,26 @@ async def test_cookie_mapping_on_a_sqlite_url_survives_a_restart(
     assert seen == Login(user="ada", visits=2)
     await restarted.aclose()
     assert (tmp_path / "var" / "sessions.db").exists()
+
+
+async def test_empty_path_is_refused_rather_than_a_private_temporary_database(tmp_path: Path) -> None:
+    # sqlite3.connect("") opens a private temporary database, yet the storage declares
+    # persistent=True: data written and "persisted" is gone on reopen.
+    """An empty path is refused (or at least not declared persistent): sqlite3 opens a private
+    temporary database for it, whose data is gone on reopen."""
+    try:
+        store = SQLiteStorage("")
+    except satchel.ConfigError:
+        return
+    try:
+        assert not store.capabilities.persistent, "'' declared persistent"
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("path", ["", "var/", "/tmp/"])
+def test_a_path_that_names_no_file_is_a_config_error(path: str) -> None:
+    """A path that names no file (empty, or a directory with its trailing slash) is a ConfigError
+    that says so, before any I/O."""
+    with pytest.raises(satchel.ConfigError, match="names"):
+        SQLiteStorage(path)
