@@ -156,6 +156,7 @@ async def test_asking_for_an_unmapped_type_names_the_mapped_ones(client_for: Any
     [
         ("http://localhost", False),  # an in-process test client: no real server says so
         ("http://testserver", False),
+        ("http://testserver.local", False),  # Litestar's test client
         ("http://127.0.0.1:8000", True),  # what a real server behind a TLS proxy reports
         ("http://example.com", True),
         ("https://example.com", True),

@@ -18,7 +18,7 @@ COOKIE_BUDGET = 4096
 
 # What an in-process test transport puts in the scope's "server"; a real server puts the
 # address of its own socket there (an IP address, or a socket path), never a host name.
-_TEST_TRANSPORTS = frozenset({"testserver", "localhost"})
+_TEST_TRANSPORTS = frozenset({"testserver", "testserver.local", "localhost"})
 # RFC 6265: a cookie name is a token (visible ASCII but separators); attribute values are
 # visible ASCII without ';'
 _TOKEN = frozenset(chr(c) for c in range(0x21, 0x7F)) - frozenset('()<>@,;:\\"/[]?={}')
@@ -30,7 +30,7 @@ def secure_by_default(scheme: str, server: Any) -> bool:
     ``scheme`` and ``server``.
 
     Always, but for plain ``http`` through an in-process test client (the scope's server is
-    ``testserver`` or ``localhost``, names no real server reports). Nothing a client or a
+    ``testserver``, ``testserver.local`` or ``localhost``, names no real server reports). Nothing a client or a
     proxy sends (``Host``, ``X-Forwarded-*``) is looked at: behind a proxy that terminates
     TLS the scope says ``http`` and the server's address is often a loopback one, and the
     cookie must still be ``Secure``. Browsers accept ``Secure`` cookies from
