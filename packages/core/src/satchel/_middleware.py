@@ -45,7 +45,9 @@ class SessionMiddleware:
         self.app = app
         self.sessions = sessions
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    # Any, not Scope: each framework types ASGI its own way (mappings, TypedDicts), and
+    # the middleware must fit every framework's middleware slot under a type checker.
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await self._lifespan(scope, receive, send)

@@ -284,3 +284,16 @@ def register_all(registry: satchel.Registry) -> None:
     # the marked functions keep their signatures (an Any would fail these)
     assert_type(satchel_register(registry), None)
     assert_type(satchel_register_first(registry), None)
+
+
+# The middleware fits each framework's own middleware slot, typed as that framework types ASGI.
+def framework_slots() -> None:
+    from litestar import Litestar
+    from litestar.middleware import DefineMiddleware
+    from starlette.middleware import Middleware
+
+    Starlette(middleware=[Middleware(satchel.SessionMiddleware, sessions=sessions)])
+    Litestar(
+        middleware=[DefineMiddleware(satchel.SessionMiddleware, sessions=sessions)],
+        on_shutdown=[sessions.aclose],
+    )
