@@ -146,7 +146,8 @@ def _leaves(error: BaseException) -> Iterable[BaseException]:
 
 async def _clean_up(kit: StorageContract, fixtures: dict[str, Any]) -> None:
     """Remove what the check wrote, from ``storage`` and ``other_namespace``, so a test
-    module leaves a persistent backend as it found it (a URL run cleans up again after).
+    module leaves a persistent backend as it found it (a URL run then removes whatever
+    this could not).
 
     Best effort and bounded: a check that failed, closed its storage or left the backend
     down is judged on what it did, not on the clean-up.
