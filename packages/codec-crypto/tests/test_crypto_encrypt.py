@@ -288,9 +288,9 @@ def test_an_unknown_flag_under_a_valid_tag_is_refused() -> None:
 
 
 def test_a_compressible_value_larger_than_the_cap_round_trips() -> None:
-    # decode refuses to inflate past max_inflated, so such a value must travel raw
     """A compressible value larger than max_inflated round-trips: decode refuses to inflate past
     the cap, so encode sends such a value raw rather than compressed."""
+    # decode refuses to inflate past max_inflated, so such a value must travel raw
     box = Encrypt(KEY, compress=True).bind("cookie:CART")
     data = b'{"items": ["apple"]}' * 5000  # 100 000 bytes, very compressible
     assert box.decode(box.encode(data)) == data

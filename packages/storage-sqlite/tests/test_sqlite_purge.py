@@ -334,10 +334,10 @@ async def test_a_version_2_file_gets_the_new_trigger_and_its_shortened_rows_fixe
 
 
 async def test_purge_removes_a_session_whose_expiry_was_shortened(tmp_path: Path) -> None:
-    # A "remember me" session (long TTL) rewritten with a short TTL, then expired.
     """A session whose expiry was shortened (a long "remember me" TTL rewritten with a short one)
     is removed by purge() once expired: purge() removes every expired session, not only
     those whose first expiry has passed."""
+    # A "remember me" session (long TTL) rewritten with a short TTL, then expired.
     clock = Clock()
     store = SQLiteStorage(tmp_path / "s.db", clock=clock)
     try:

@@ -388,10 +388,10 @@ async def test_cookie_mapping_on_a_sqlite_url_survives_a_restart(
 
 
 async def test_empty_path_is_refused_rather_than_a_private_temporary_database(tmp_path: Path) -> None:
-    # sqlite3.connect("") opens a private temporary database, yet the storage declares
-    # persistent=True: data written and "persisted" is gone on reopen.
     """An empty path is refused (or at least not declared persistent): sqlite3 opens a private
     temporary database for it, whose data is gone on reopen."""
+    # sqlite3.connect("") opens a private temporary database, yet the storage declares
+    # persistent=True: data written and "persisted" is gone on reopen.
     try:
         store = SQLiteStorage("")
     except satchel.ConfigError:
