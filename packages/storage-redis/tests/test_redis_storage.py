@@ -93,6 +93,32 @@ async def test_a_resent_write_if_recognises_its_own_write(storage: Storage) -> N
     assert await storage.read("r") is None
 
 
+@pytest.fixture
+def url(satchel_redis_url: str) -> str:
+    return satchel_redis_url
+
+
+async def test_a_resent_insert_does_not_resurrect_an_entry_deleted_in_between(url: str) -> None:
+    """Deletion wins over a resent insert: write_if(expected=None) runs, its reply is lost, another
+    request invalidates the ID, and the script sent again with the retry flag does not bring
+    the entry back; a resent insert that finds its own value still succeeds."""
+    # _WRITE_IF's comment: "an entry deleted in between stays deleted (deletion wins)".
+    # write_if(expected=None) runs, its reply is lost, another request invalidates the id,
+    # then the storage sends the script again with the retry flag (what _run does).
+    store = RedisStorage.from_url(url, namespace="resend")
+    try:
+        assert await store.write_if("login", b"v", None, expected=None)
+        await store.invalidate("login")
+        script = store.client.register_script(_WRITE_IF)
+        await script(keys=[store.key("login")], args=["0", b"", b"v", "", "1"])
+        assert await store.read("login") is None
+        # the resent insert that finds its own value still reports success
+        assert await store.write_if("login", b"v", None, expected=None)
+        assert await script(keys=[store.key("login")], args=["0", b"", b"v", "", "1"]) == 1
+    finally:
+        await store.aclose()
+
+
 async def test_namespaces_do_not_see_each_other(storage: Storage, redis_url: str) -> None:
     other = satchel.open_storage(redis_url, namespace=f"{storage.namespace}-other")
     try:

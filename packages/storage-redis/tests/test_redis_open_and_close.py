@@ -1,5 +1,11 @@
-"""Regressions from review: URLs and options refused at open, clients that cannot hold
-bytes refused, deletion winning over a resent insert, and closing that always finishes."""
+"""What a Redis storage refuses when it is opened, and a close that always finishes.
+
+A URL or an option that cannot work (a malformed URL, a database that is not a number or
+that a Cluster does not have, a NaN timeout, a misspelt option, a client that decodes
+replies to text) is a ConfigError at open, or at worst a StorageError at the first call,
+never a wrong database or a TypeError; a close that fails is a StorageError and still
+closes the rest.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,6 @@ import pytest
 import redis.asyncio as redis_asyncio
 import satchel
 from satchel_redis import RedisClusterStorage, RedisStorage
-from satchel_redis._storage import _WRITE_IF
 
 
 @pytest.fixture
@@ -24,23 +29,30 @@ def url(satchel_redis_url: str) -> str:
     ],
 )
 def test_malformed_url_is_a_config_error(bad: str) -> None:
+    """A URL with a port that is not a number, an unclosed IPv6 bracket, or a Sentinel database
+    that is not a number is a ConfigError at open."""
     with pytest.raises(satchel.ConfigError):
         RedisStorage.from_url(bad)
 
 
 def test_a_db_that_is_not_a_number_is_refused(url: str) -> None:
+    """A database that is not a number is refused: redis-py would fall back to database 0 for it,
+    and sessions would land in another database."""
     # redis-py silently falls back to db 0 for /abc: sessions land in another database
     with pytest.raises(satchel.ConfigError):
         RedisStorage.from_url(url.rsplit("/", 1)[0] + "/sessions")
 
 
 def test_a_db_number_on_a_cluster_url_is_refused() -> None:
+    """A database number on a Cluster URL is refused: a Cluster has only database 0, so /5 would be
+    dropped without a word."""
     # Cluster has only db 0: /5 is silently dropped and data shares db 0 with everything
     with pytest.raises(satchel.ConfigError):
         RedisClusterStorage.from_url("redis+cluster://127.0.0.1:7000/5")
 
 
 def test_nan_timeout_is_refused() -> None:
+    """timeout=nan is refused: NaN passes a "> 0" check and would disable the deadline."""
     # NaN passes the "> 0" check (NaN <= 0 is False) and disables the deadline
     with pytest.raises(satchel.ConfigError):
         RedisStorage.from_url("redis://127.0.0.1:6379/0?timeout=nan")
@@ -49,6 +61,8 @@ def test_nan_timeout_is_refused() -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("how", ["query", "keyword"])
 async def test_a_misspelt_option_is_a_config_error_at_open(url: str, how: str) -> None:
+    """A misspelt option, in the query or as a keyword, is refused at open, or at worst fails the
+    first call as a StorageError (not a TypeError from the driver)."""
     try:
         if how == "query":
             store = RedisStorage.from_url(url + "?namspace=shop")
@@ -74,6 +88,8 @@ async def test_a_misspelt_option_is_a_config_error_at_open(url: str, how: str) -
     ],
 )
 def test_a_misspelt_option_is_named_at_open_on_every_deployment(url: str, option: dict[str, object]) -> None:
+    """On Sentinel and Cluster URLs too a misspelt option is a ConfigError at open that names it;
+    nothing is contacted, so no server is needed."""
     # nothing is contacted at open, so no server is needed to see the refusal
     opener = RedisClusterStorage if url.startswith("redis+cluster") else RedisStorage
     with pytest.raises(satchel.ConfigError, match=r"max_conections|pasword"):
@@ -82,6 +98,8 @@ def test_a_misspelt_option_is_named_at_open_on_every_deployment(url: str, option
 
 @pytest.mark.anyio
 async def test_a_client_that_decodes_responses_is_refused_or_fails_as_storage_error(url: str) -> None:
+    """A client made with decode_responses=True cannot hold session bytes: it is refused, or at
+    worst a read fails as a StorageError (not a UnicodeDecodeError)."""
     client = redis_asyncio.Redis.from_url(url, decode_responses=True)
     try:
         try:
@@ -96,25 +114,6 @@ async def test_a_client_that_decodes_responses_is_refused_or_fails_as_storage_er
         await client.aclose()
 
 
-@pytest.mark.anyio
-async def test_a_resent_insert_does_not_resurrect_an_entry_deleted_in_between(url: str) -> None:
-    # _WRITE_IF's comment: "an entry deleted in between stays deleted (deletion wins)".
-    # write_if(expected=None) runs, its reply is lost, another request invalidates the id,
-    # then the storage sends the script again with the retry flag (what _run does).
-    store = RedisStorage.from_url(url, namespace="resend")
-    try:
-        assert await store.write_if("login", b"v", None, expected=None)
-        await store.invalidate("login")
-        script = store.client.register_script(_WRITE_IF)
-        await script(keys=[store.key("login")], args=["0", b"", b"v", "", "1"])
-        assert await store.read("login") is None
-        # the resent insert that finds its own value still reports success
-        assert await store.write_if("login", b"v", None, expected=None)
-        assert await script(keys=[store.key("login")], args=["0", b"", b"v", "", "1"]) == 1
-    finally:
-        await store.aclose()
-
-
 class _FailsToClose(redis_asyncio.Redis):
     """A real client whose close reports a broken socket after closing."""
 
@@ -125,6 +124,8 @@ class _FailsToClose(redis_asyncio.Redis):
 
 @pytest.mark.anyio
 async def test_a_failed_close_is_a_storage_error_and_still_closes_the_rest(url: str) -> None:
+    """A client whose close fails makes aclose() raise StorageError after closing the rest (the
+    Sentinel connections, by on_close): a close always finishes."""
     closed_rest = []
 
     async def on_close() -> None:
