@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 import satchel
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReadPreference
 from pymongo.errors import ServerSelectionTimeoutError
 from satchel import ConfigError, StorageError
 from satchel_conformance.servers import Unavailable, free_port, mongo_compatible, mongodb
@@ -210,3 +210,30 @@ def test_no_server_compatible_server_finder_says_when_it_is_not_importable(
     assert "not importable" in message
     assert "SecantusDB==0.7.0b3" in message
     assert list(tmp_path.iterdir()) == []  # nothing was started
+
+
+@pytest.mark.parametrize("query", ["w=0", "w=0&journal=false"])
+async def test_no_server_an_unacknowledged_write_concern_is_refused(query: str) -> None:
+    """An unacknowledged write concern (?w=0) is a ConfigError at open: the driver would
+    report no write errors and no results, so writes, invalidates and touches would succeed
+    silently whatever the server did, write_if(expected=None) would always win (compare-and-set
+    no longer atomic) and purge or write_if(expected=...) would fail on the missing counts.
+    Never a silent success."""
+    with pytest.raises(satchel.ConfigError, match="unacknowledged"):
+        MongoStorage.from_url(f"mongodb://localhost:1/app?{query}", create_index=False)
+
+
+async def test_no_server_reads_go_to_the_primary_whatever_the_url_says() -> None:
+    """Session reads go to the primary even when the URL asks for
+    readPreference=secondaryPreferred (common for an app's other collections): from a
+    secondary, a read right after a logout or a regenerate could still find the old session,
+    and a read right after a write could miss it."""
+    storage = MongoStorage.from_url(
+        "mongodb://localhost:1/app?readPreference=secondaryPreferred", create_index=False
+    )
+    try:
+        assert storage._collection.read_preference == ReadPreference.PRIMARY, (
+            f"session reads use {storage._collection.read_preference!r}"
+        )
+    finally:
+        await storage.aclose()
