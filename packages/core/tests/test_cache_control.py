@@ -56,7 +56,8 @@ def responding(cache_control: str | None, *, change: str = "set") -> Any:
 async def test_a_response_that_sets_a_session_is_private(
     client_for: Any, app_set: str | None, sent: str
 ) -> None:
-    """Regression test: such responses carried Vary: Cookie but no Cache-Control."""
+    """A response that sets a session is private, not only marked Vary: Cookie (which a
+    shared cache may ignore)."""
     client = client_for(make_app(sessions(), go=responding(app_set)))
     assert (await client.get("/go")).headers["cache-control"] == sent
 

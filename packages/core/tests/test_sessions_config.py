@@ -197,7 +197,8 @@ async def test_host_prefix_always_secure(client_for: Any) -> None:
 )
 @pytest.mark.parametrize("label", ["max_age", "max_lifetime"])
 def test_a_duration_that_cannot_work_is_refused_when_the_mapping_is_built(label: str, value: object) -> None:
-    """Regression test: inf and nan were accepted, then every set() answered 500."""
+    """inf, nan and other durations that cannot work are refused when the mapping is built,
+    not accepted only to make every set() answer 500."""
     with pytest.raises(satchel.ConfigError, match=label):
         satchel.cookie(Cart, "CART", transformers=sign(), **{label: value})
     with pytest.raises(satchel.ConfigError, match=label):

@@ -104,7 +104,7 @@ def test_plain_http_behind_a_proxy_still_gets_secure_cookies_whatever_the_host_h
     """A proxy that terminates TLS forwards plain http, often from a loopback address and
     with the upstream's address as Host: secure=None still means Secure there.
 
-    Regression test: Secure used to be left out for a local Host header.
+    A local Host header is no reason to leave Secure out.
     """
     app = shop(stateless_cart(secure=None))
     with serve(app) as host, httpx.Client(base_url=f"http://{host}") as client:

@@ -284,10 +284,10 @@ async def test_server_own_client_keeps_working_after_the_storage_closes(
 async def test_server_an_equivalent_ttl_index_under_another_name_is_used(
     open_mongo: Callable[..., MongoStorage], own_collection: AsyncCollection[Document]
 ) -> None:
-    """Defect: a collection whose TTL index on ``expires`` was made by hand as MongoDB's
-    TTL docs show (default name ``expires_1``, expireAfterSeconds 0) failed every session
-    operation: the server refuses the same index under a second name (IndexOptionsConflict),
-    so the storage never got past creating its index, and said to check reachability."""
+    """A collection whose TTL index on ``expires`` was made by hand as MongoDB's TTL docs
+    show (default name ``expires_1``, expireAfterSeconds 0) works: the storage uses that
+    index, since the server refuses the same index under a second name
+    (IndexOptionsConflict) and creating its own would fail every session operation."""
     await own_collection.create_index([("expires", 1)], expireAfterSeconds=0)
     storage = open_mongo(collection=own_collection.name)
     try:
