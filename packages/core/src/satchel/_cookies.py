@@ -32,9 +32,10 @@ def secure_by_default(scheme: str, server: Any) -> bool:
     Always, but for plain ``http`` through an in-process test client (the scope's server
     is ``testserver``, ``testserver.local`` or ``localhost``, names no real server
     reports). Nothing a client or a proxy sends (``Host``, ``X-Forwarded-*``) is looked
-    at: behind a proxy that terminates TLS the scope says ``http`` and the server's address is often a loopback one, and the
-    cookie must still be ``Secure``. Browsers accept ``Secure`` cookies from
-    ``http://localhost`` and ``http://127.0.0.1``, so local development works too.
+    at: behind a proxy that terminates TLS the scope says ``http`` and the server's
+    address is often a loopback one, and the cookie must still be ``Secure``. Browsers
+    accept ``Secure`` cookies from ``http://localhost`` and ``http://127.0.0.1``, so
+    local development works too.
     """
     if scheme not in ("http", "ws"):
         return True
