@@ -51,17 +51,19 @@ def _purge(args: argparse.Namespace) -> int:
     async def run() -> int:
         storage = open_storage(args.url)
         try:
-            purge = getattr(storage, "purge", None)
-            if purge is None:
+            from ._types import Purgeable
+
+            if not isinstance(storage, Purgeable):
                 print(f"{type(storage).__name__} expires entries by itself; nothing to purge")
                 return 0
             # a storage that can tell a missing database from an empty one is asked to:
             # purging nothing, forever, from the wrong working directory must not look fine
             try:
-                takes = set(inspect.signature(purge).parameters)
+                takes = set(inspect.signature(storage.purge).parameters)
             except (TypeError, ValueError):  # a callable without a signature
                 takes = set()
-            removed = await (purge(missing_ok=False) if "missing_ok" in takes else purge())
+            purge = storage.purge
+            removed = await (purge(missing_ok=False) if "missing_ok" in takes else purge())  # type: ignore[call-arg]
             print(f"removed {removed} expired sessions")
             return 0
         finally:
