@@ -223,3 +223,13 @@ async def test_wrong_argument_types_are_named() -> None:
     sessions, _ = build()
     with pytest.raises(TypeError, match="cookies= takes names and values as strings"):
         sessions.detached(cookies={"SID": b"bytes"})  # type: ignore[arg-type]
+
+
+async def test_a_wrong_value_type_is_named_without_the_value() -> None:
+    """A cookie value is a credential: the error names the key and the type, never the value."""
+    sessions, _ = build()
+    with pytest.raises(TypeError) as raised:
+        sessions.detached(cookies={"SID": b"secret-cookie-value"})  # type: ignore[arg-type]
+    assert "secret-cookie-value" not in str(raised.value)
+    assert "'SID'" in str(raised.value)
+    assert "bytes" in str(raised.value)

@@ -98,7 +98,11 @@ def _pairs(given: Pairs, label: str) -> list[tuple[str, str]]:
     pairs = list(given.items() if isinstance(given, Mapping) else given)
     for name, value in pairs:
         if not (isinstance(name, str) and isinstance(value, str)):
-            raise TypeError(f"{label}= takes names and values as strings, got {name!r}: {value!r}")
+            # the value is a credential (a session cookie): name its type, never itself
+            raise TypeError(
+                f"{label}= takes names and values as strings, got {name!r} with a "
+                f"{type(value).__name__} value"
+            )
     return pairs
 
 
