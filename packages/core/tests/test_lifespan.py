@@ -4,6 +4,7 @@ the same app starts again (test suites, reloaders)."""
 from __future__ import annotations
 
 import gc
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "docs" / "quickstart.md"
 
@@ -177,6 +179,97 @@ async def test_a_storage_that_fails_to_close_fails_the_shutdown_with_the_reason(
     assert sent[1]["type"] == "lifespan.shutdown.failed"
     assert "the disk went away" in sent[1]["message"]
     assert other.closes == 1
+
+
+async def drive_lifespan_to_failure(app: Any) -> tuple[list[dict[str, Any]], BaseException]:
+    """Like drive_lifespan, for an app that raises after reading (its shutdown failed)."""
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - whatever the app raised
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    return sent, raised.value
+
+
+def closed(path: Path) -> bool:
+    """Whether no connection holds the file: SQLite removes the WAL when its last one closes."""
+    return path.exists() and not Path(f"{path}-wal").exists()
+
+
+def starlette_failing_at_shutdown(opens: satchel.SessionStorage) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await opens.write("warm", b"x", 60)  # opens the storage, as a first request would
+        yield
+        raise RuntimeError("the app's own shutdown step broke")
+
+    return Starlette(routes=ROUTES, lifespan=lifespan)
+
+
+@pytest.mark.anyio
+async def test_storages_close_when_the_apps_own_shutdown_fails(tmp_path: Path) -> None:
+    """Starlette tells the server lifespan.shutdown.failed when a shutdown step raises;
+    the process is ending all the same, so the storages close and the app's reason stays."""
+    from satchel_sqlite import SQLiteStorage
+
+    path = tmp_path / "s.db"
+    storage = SQLiteStorage(path)
+    app = satchel.SessionMiddleware(starlette_failing_at_shutdown(storage), login_sessions(storage))
+    sent, raised = await drive_lifespan_to_failure(app)
+    assert isinstance(raised, RuntimeError)
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.failed"]
+    assert "the app's own shutdown step broke" in sent[1]["message"]
+    assert closed(path)
+
+
+@pytest.mark.anyio
+async def test_a_storage_failing_to_close_after_the_apps_shutdown_failed_adds_its_reason() -> None:
+    storage = FailingToClose()
+    app = satchel.SessionMiddleware(starlette_failing_at_shutdown(storage), login_sessions(storage))
+    sent, _ = await drive_lifespan_to_failure(app)
+    assert sent[1]["type"] == "lifespan.shutdown.failed"
+    reason = sent[1]["message"]
+    # the app's own reason (Starlette sends the traceback) first, then the storage's
+    assert reason.index("RuntimeError: the app's own shutdown step broke") < reason.index(
+        "closing a session storage failed: the disk went away"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_startup_that_fails_before_reading_lifespan_is_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Starlette builds its middleware stack on its first call, before it reads lifespan: a
+    middleware whose constructor raises looks like an app without lifespan. The server is
+    still answered, and the failure is shown at WARNING with its traceback."""
+    from starlette.middleware import Middleware
+
+    class Misconfigured:
+        def __init__(self, app: ASGIApp) -> None:
+            raise ValueError("this middleware needs a setting it was not given")
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            raise AssertionError("never built")
+
+    storage = RecordingStorage()
+    app = satchel.SessionMiddleware(
+        Starlette(routes=ROUTES, middleware=[Middleware(Misconfigured)]), login_sessions(storage)
+    )
+    with caplog.at_level(logging.WARNING, logger="satchel"):
+        sent = await drive_lifespan(app)
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert storage.closes == 1
+    [record] = [r for r in caplog.records if r.name == "satchel"]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], ValueError)
+    assert "this middleware needs a setting it was not given" in caplog.text  # the traceback
 
 
 # -- (2) one Starlette app started twice --------------------------------------------------

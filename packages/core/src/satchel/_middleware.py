@@ -84,7 +84,8 @@ class SessionMiddleware:
 
         async def app_send(message: Message) -> None:
             kind = message["type"]
-            if kind == "lifespan.shutdown.complete":
+            if kind == "lifespan.shutdown.complete" or kind == "lifespan.shutdown.failed":
+                # a failed shutdown (the app's own step raised) still ends the process
                 message = await self._close(message)
             elif kind == "lifespan.startup.failed":
                 await self._close(message)  # what the failed startup opened, if anything
@@ -92,11 +93,19 @@ class SessionMiddleware:
 
         try:
             await self.app(scope, app_receive, app_send)
-        except Exception as exc:
+        except Exception:
             if read:
                 raise
-            # ASGI's way to say "no lifespan here"; the storages still need their shutdown
-            log.debug("the app raised %r on the lifespan scope; SessionMiddleware answers it", exc)
+            # ASGI's way to say "no lifespan here", but also how a startup that fails before
+            # its first receive looks (a Starlette middleware whose constructor raises): the
+            # two cannot be told apart, so the server is answered and the traceback shown
+            log.warning(
+                "the app raised on the lifespan scope before reading from it; SessionMiddleware "
+                "answers the server's startup and shutdown itself. If the app has a startup of "
+                "its own, it failed; if it does not handle lifespan, return on that scope "
+                "instead of raising to silence this",
+                exc_info=True,
+            )
         if not read:
             await self._answer_lifespan(receive, send)
 
@@ -110,14 +119,20 @@ class SessionMiddleware:
                 return
 
     async def _close(self, message: Message) -> Message:
-        """Close the storages; ``message``, or a ``lifespan.shutdown.failed`` saying why not."""
+        """Close the storages; ``message``, or a ``lifespan.shutdown.failed`` saying why not.
+
+        The app's own ``lifespan.shutdown.failed`` stays first: a storage that also fails to
+        close is appended to its message."""
         try:
             await self.sessions.aclose()
         except Exception as exc:
             log.error("closing the session storages at shutdown failed", exc_info=True)
+            failed = f"closing a session storage failed: {exc}"
             if message["type"] == "lifespan.shutdown.complete":
-                failed = f"closing a session storage failed: {exc}"
                 return {"type": "lifespan.shutdown.failed", "message": failed}
+            if message["type"] == "lifespan.shutdown.failed":
+                given = message.get("message") or ""
+                return {**message, "message": f"{given.rstrip()}\n{failed}" if given else failed}
         return message
 
 
