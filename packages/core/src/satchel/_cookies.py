@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from ._exceptions import ConfigError
 
-__all__ = ["CookieAttributes", "parse_cookie_header", "secure_by_default", "COOKIE_BUDGET"]
+__all__ = ["CookieAttributes", "cookie_values", "parse_cookie_header", "secure_by_default", "COOKIE_BUDGET"]
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -61,6 +61,33 @@ def parse_cookie_header(values: Iterable[bytes]) -> dict[str, list[str]]:
             if name:
                 jar.setdefault(name, []).append(value)
     return jar
+
+
+def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: str) -> list[str]:
+    """The values of cookie ``name`` in the request's ``Cookie`` headers, in the order sent:
+    ``parse_cookie_header(...).get(name, [])``, without splitting the other cookies out.
+
+    Every value sent under the name is kept, as there (a planted cookie cannot hide the
+    real one).
+    """
+    found: list[str] = []
+    for key, raw in headers:
+        if key != b"cookie":
+            continue
+        text = raw.decode("latin-1")
+        if name not in text:  # the usual request of a page that has no session yet
+            continue
+        for chunk in text.split(";"):
+            if name not in chunk:
+                continue
+            label, sep, value = chunk.partition("=")
+            if not sep or label.strip() != name:
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            found.append(value)
+    return found
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

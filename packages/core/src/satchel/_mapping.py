@@ -97,12 +97,15 @@ class Mapping(Generic[T]):
             raise ConfigError(f"on_storage_error={on_storage_error!r}; use 'raise' or 'ignore'")
         self.max_age = max_age
         self.max_lifetime = max_lifetime
+        # how far past now a stateless value's idle deadline may lie, clock skew included
+        self._horizon = max(max_age or 0.0, max_lifetime or 0.0) + CLOCK_SKEW
         self.rolling = rolling and max_age is not None
         self.on_storage_error = on_storage_error
         self.max_size = max_size
         self.attributes = attributes
         self.header_key = name.lower().encode("latin-1")
         self.vary = "Cookie" if transport == "cookie" else name  # what a response that read it varies on
+        self._vary_value = self.vary.encode("latin-1")
         self.serializer: Serializer[T] = _resolve_serializer(type, serializer)
         context = f"{transport}:{name}"
         bound: list[Transformer] = []
@@ -250,19 +253,19 @@ class Mapping(Generic[T]):
         env = unpack_envelope(opened[0])
         if env is None or env.name != self.name:
             return None
-        # forged or corrupt times (NaN, inf, far future) must not reach the cookie arithmetic
-        if not (math.isfinite(env.created) and math.isfinite(env.expires)):
+        created, expires = env.created, env.expires
+        # forged or corrupt times (NaN, inf, far future) must not reach the cookie arithmetic:
+        # NaN fails every comparison, and -inf for expires is in the past
+        if not (-math.inf < created <= now + CLOCK_SKEW and expires <= now + self._horizon):
             return None
-        horizon = now + max(self.max_age or 0.0, self.max_lifetime or 0.0) + CLOCK_SKEW
-        if env.created > now + CLOCK_SKEW or env.expires > horizon:
+        if expires:
+            if expires <= now:
+                return None
+        elif self.max_age is not None:  # cut before an idle timeout was set
             return None
-        if env.expires and env.expires <= now:
+        if self.max_lifetime is not None and created + self.max_lifetime <= now:
             return None
-        if not env.expires and self.max_age is not None:  # cut before an idle timeout was set
-            return None
-        if self.max_lifetime is not None and env.created + self.max_lifetime <= now:
-            return None
-        return env.data, env.created, env.expires, opened[1]
+        return env.data, created, expires, opened[1]
 
     def _seal_stateless(self, data: bytes, created: float, now: float) -> tuple[str, float | None]:
         """The travelling text for ``data`` and its lifetime in seconds from now."""

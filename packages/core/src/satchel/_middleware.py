@@ -136,8 +136,18 @@ class SessionMiddleware:
         return message
 
 
+# what the session headers are merged into rather than added beside
+_MERGED = frozenset((b"cache-control", b"vary"))
+
+
 def _merge(headers: Any, added: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     out = list(headers)
+    for k, _ in out:
+        if k.lower() in _MERGED:
+            break
+    else:  # the usual response: no Cache-Control or Vary of the app's to merge with
+        out += added  # (added holds at most one of each, and its Cache-Control is "private")
+        return out
     for name, value in added:
         if name == b"cache-control":
             _make_private(out)

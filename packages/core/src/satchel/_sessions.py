@@ -13,7 +13,7 @@ from typing import Any, TypeVar, overload
 
 from . import _server, _stateless
 from ._codec import RECORD_OVERHEAD
-from ._cookies import parse_cookie_header, secure_by_default
+from ._cookies import cookie_values, secure_by_default
 from ._exceptions import ConfigError, SatchelError, SerializationError, SessionTooLarge
 from ._mapping import Mapping
 from ._owners import SessionInfo, check_attributes, list_owned, revoke_owner, revoke_session
@@ -238,6 +238,12 @@ async def _closing(sessions: Sessions) -> AsyncIterator[None]:
         await sessions.aclose()
 
 
+class _Jar(dict[str, list[str]]):
+    """The request's cookies read so far, by name (each read from the headers when first asked)."""
+
+    __slots__ = ()
+
+
 class RequestSessions:
     """One request's sessions: what `satchel.sessions_of` returns.
 
@@ -263,9 +269,16 @@ class RequestSessions:
 
     def _incoming(self, m: Mapping[Any]) -> list[str]:
         if m.transport == "cookie":
-            if self._jar is None:
-                self._jar = parse_cookie_header([v for k, v in self._headers if k == b"cookie"])
-            return self._jar.get(m.name, [])
+            jar = self._jar
+            if jar is None:
+                jar = self._jar = _Jar()
+            found = jar.get(m.name)
+            if found is None:
+                if type(jar) is not _Jar:  # given whole (detached sessions): nothing more to read
+                    return []
+                # only the names asked for: splitting every cookie out costs more than the rest
+                found = jar[m.name] = cookie_values(self._headers, m.name)
+            return found
         key = m.header_key
         return [v.decode("latin-1") for k, v in self._headers if k.lower() == key]
 
@@ -379,10 +392,17 @@ class RequestSessions:
         if value is None:
             what = "the session" if key is None else f"session {self._sessions.mapping(key).name!r}"
             raise TypeError(f"set(None): to end {what}, call clear() with its type or name")
-        m = self._sessions.mapping(key if key is not None else type(value))
-        if key is not None and _is_class(m.type) and not isinstance(value, m.type):
-            raise TypeError(f"set(..., key={key!r}) needs a {m.type.__name__}, got {type(value).__name__}")
-        st = self._state(m)
+        if key is None:
+            m = self._sessions._by_type.get(type(value)) or self._sessions.mapping(type(value))
+        else:
+            m = self._sessions.mapping(key)
+            if _is_class(m.type) and not isinstance(value, m.type):
+                raise TypeError(
+                    f"set(..., key={key!r}) needs a {m.type.__name__}, got {type(value).__name__}"
+                )
+        st = self._states.get(m) if self._states is not None else None
+        if st is None:
+            st = self._state(m)
         data = m.serializer.encode(value)
         problem = _reads_back(m, data)
         if problem is not None:  # a Struct, dataclass or TypedDict is not checked when built
@@ -533,7 +553,10 @@ class RequestSessions:
         """
         if not self._states:
             return []
-        vary = ", ".join({m.vary: None for m in self._states})
+        if len(self._states) == 1:
+            vary = next(iter(self._states))._vary_value
+        else:
+            vary = ", ".join({m.vary: None for m in self._states}).encode("latin-1")
         headers: list[Header] = []
         if status < 500:
             if self._sessions._server_side:
@@ -547,7 +570,7 @@ class RequestSessions:
                     await _server.commit(self, m, st, headers)
         if headers and self._sessions.private:  # a session travels: no shared cache may keep it
             headers.append((b"cache-control", b"private"))
-        headers.append((b"vary", vary.encode("latin-1")))
+        headers.append((b"vary", vary))
         return headers
 
     def _changed(self, m: Mapping[Any], st: State) -> bool:
@@ -585,10 +608,13 @@ class RequestSessions:
         return m.rolling and m.max_age is not None and now - last_sent > m.max_age / 2
 
     def _send(self, m: Mapping[Any], text: str, lifetime: float | None, now: float) -> Header:
-        if m.attributes is None:
+        attributes = m.attributes
+        if attributes is None:
             return (m.header_key, text.encode("latin-1"))
-        secure = m.attributes.wants_secure(secure_by_default(self._scheme, self._scope_server))
-        return (b"set-cookie", m.attributes.set_cookie(text, lifetime, now, secure))
+        secure = attributes.secure
+        if secure is None:  # as wants_secure(), without the call
+            secure = secure_by_default(self._scheme, self._scope_server)
+        return (b"set-cookie", attributes.set_cookie(text, lifetime, now, secure))
 
     def _delete(self, m: Mapping[Any]) -> Header:
         if m.attributes is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import SessionTooLarge
+from ._exceptions import SerializationError, SessionTooLarge
 from ._state import MAX_CANDIDATES, Phase, State
 
 if TYPE_CHECKING:
@@ -32,7 +32,11 @@ def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
                 return
             continue
         data, created, expires, reissue = opened
-        value = rs._decode(m, data)
+        try:
+            value = m.serializer.decode(data)
+        except SerializationError:
+            log.debug("%s %r: stored value does not decode to %s", m.transport, m.name, m.type.__name__)
+            value = None
         if value is not None:
             st.value, st.data, st.created, st.expires = value, data, created, expires
             st.phase, st.reissue = Phase.FOUND, reissue
@@ -41,10 +45,10 @@ def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
 
 def seal(rs: RequestSessions, m: Mapping[Any], st: State, data: bytes) -> None:
     """Seal ``data`` now, at ``set``, so an oversized value fails in the handler."""
-    if not st.loaded:
+    if st.phase is Phase.UNREAD:
         load(rs, m, st)
     now = rs._sessions.clock()
-    created = st.created if st.found else now
+    created = st.created if st.phase is Phase.FOUND else now
     text, lifetime = m._seal_stateless(data, created, now)
     m._check_size(text)
     st.sealed = (data, created, text, lifetime)
@@ -55,13 +59,14 @@ def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[Header
         if rs._incoming(m):
             headers.append(rs._delete(m))
         return
-    if st.regen and not st.loaded:
+    if st.regen and st.phase is Phase.UNREAD:
         load(rs, m, st)
-    if not st.found and not st.dirty:
+    found = st.phase is Phase.FOUND
+    if not found and not st.dirty:
         return
     now = rs._sessions.clock()
     stale = False
-    if st.found and st.expires and m.max_age is not None:
+    if found and st.expires and m.max_age is not None:
         capped = m.max_lifetime is not None and st.expires >= st.created + m.max_lifetime - 1
         stale = not capped and rs._stale(m, st.expires - m.max_age, now)
     if not (rs._changed(m, st) or st.reissue or st.regen or stale) or st.data is None:
@@ -69,7 +74,7 @@ def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[Header
     if st.sealed is not None and st.sealed[0] == st.data:
         text, lifetime = st.sealed[2], st.sealed[3]
     else:
-        text, lifetime = m._seal_stateless(st.data, st.created if st.found else now, now)
+        text, lifetime = m._seal_stateless(st.data, st.created if found else now, now)
         try:
             m._check_size(text)
         except SessionTooLarge as exc:
