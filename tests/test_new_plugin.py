@@ -9,11 +9,18 @@ conformance NAME:///...`` there.
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import importlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from satchel._cli import main
@@ -67,6 +74,91 @@ def test_new_plugin_refuses_an_existing_directory_or_a_taken_scheme(
     assert [p.name for p in (tmp_path / "pkg").iterdir()] == ["mine.txt"]
     assert main(["new-plugin", "memory", "--dir", str(tmp_path / "other")]) == 2
     assert "the storage scheme 'memory' is already provided" in capsys.readouterr().err
+
+
+def test_a_failed_write_leaves_nothing_and_a_rerun_succeeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_text, calls = Path.write_text, []
+
+    def fail_after_the_first(self: Path, *args: Any, **kwargs: Any) -> int:
+        calls.append(self)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", fail_after_the_first)
+    assert main(["new-plugin", "files", "--dir", str(tmp_path / "pkg")]) == 2
+    assert "nothing was written" in capsys.readouterr().err
+    assert len(calls) == 2  # it failed midway, one file already written
+    assert list(tmp_path.iterdir()) == []  # neither the package nor its staging directory
+    monkeypatch.undo()
+    assert main(["new-plugin", "files", "--dir", str(tmp_path / "pkg")]) == 0
+    assert (tmp_path / "pkg" / "src" / "satchel_files" / "_storage.py").is_file()
+
+
+@pytest.fixture(scope="module")
+def files_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The generated storage class, imported from a package written to a temporary directory."""
+    pkg = tmp_path_factory.mktemp("generated") / "satchel-files"
+    assert main(["new-plugin", "files", "--dir", str(pkg)]) == 0
+    sys.path.insert(0, str(pkg / "src"))
+    try:
+        yield importlib.import_module("satchel_files._storage").FilesStorage
+    finally:
+        sys.path.remove(str(pkg / "src"))
+        for module in [m for m in sys.modules if m == "satchel_files" or m.startswith("satchel_files.")]:
+            del sys.modules[module]
+
+
+def _expired(data: bytes) -> bytes:
+    return struct.pack(">d", time.time() - 60) + data
+
+
+def test_purge_of_the_generated_storage_leaves_other_files_alone(files_storage: Any, tmp_path: Path) -> None:
+    root = tmp_path / "app"
+    storage = files_storage(root, namespace="kit")
+    asyncio.run(storage.write("gone", b"expired", -1.0))
+    asyncio.run(storage.write("kept", b"live", None))
+    mine = root / "kit"
+    # data of the application next to the sessions: a sibling directory, and a linked one
+    # that looks like a namespace; none of it may be read as an expiry, deleted or locked
+    sibling = root / "scripts"
+    sibling.mkdir()
+    theirs = {
+        "deploy.sh": b"#!/bin/sh\necho deploy\n",
+        "notes.md": b"# notes\n\nsome text\n",
+        "data.gz": b"\x1f\x8b\x08\x00" + b"\x00" * 16,
+        "0" * 64: _expired(b"named like a session"),
+    }
+    for name, data in theirs.items():
+        (sibling / name).write_bytes(data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ".lock").write_bytes(b"")
+    (elsewhere / ("1" * 64)).write_bytes(_expired(b"behind a link"))
+    (root / "linked").symlink_to(elsewhere, target_is_directory=True)
+    # in its own namespace: a file not named as its sessions are, a link named as one,
+    # a temporary file a crashed write left long ago and one a write may be filling now
+    (mine / "notes.md").write_bytes(_expired(b"not a session"))
+    target = tmp_path / "target"
+    target.write_bytes(_expired(b"a link's target"))
+    (mine / ("2" * 64)).symlink_to(target)
+    stale, fresh = mine / ".tmp-crashed1", mine / ".tmp-writing1"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+
+    assert asyncio.run(storage.purge()) == 1
+    assert asyncio.run(storage.read("gone")) is None
+    assert asyncio.run(storage.read("kept")) == b"live"
+    assert {p.name: p.read_bytes() for p in sibling.iterdir()} == theirs  # no .lock either
+    assert sorted(p.name for p in elsewhere.iterdir()) == [".lock", "1" * 64]
+    assert (mine / "notes.md").exists()
+    assert (mine / ("2" * 64)).is_symlink()
+    assert target.exists()
+    assert not stale.exists()
+    assert fresh.exists()
 
 
 def test_the_generated_package_passes_its_kit_tests_and_the_linters(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import shutil
 from pathlib import Path
 
 from .._exceptions import ConfigError
@@ -63,7 +65,8 @@ def _check_name(name: str) -> None:
 
 def write_plugin(name: str, directory: str | None = None) -> Path:
     """Write the package for ``name`` into ``directory`` (default ``./satchel-NAME``),
-    which must not exist yet; the directory written."""
+    which must not exist yet; the directory written. All or nothing: on a failure no
+    directory is left at the target (`ConfigError` for a file-system error)."""
     _check_name(name)
     target = Path(directory if directory is not None else f"satchel-{name}")
     if target.exists() or target.is_symlink():
@@ -72,8 +75,32 @@ def write_plugin(name: str, directory: str | None = None) -> Path:
             "(give another --dir, or remove it)"
         )
     files = render(name)
-    for relative, text in files.items():
-        path = target / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    # written whole in a hidden sibling, then renamed into place: a failure partway leaves
+    # no partial package behind to block the next run
+    parent = target.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        staging.mkdir()  # the umask's mode, as the renamed package keeps it
+    except OSError as exc:
+        raise ConfigError(_unwritable(target, exc)) from exc
+    try:
+        for relative, text in files.items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        os.rename(staging, target)  # fails if a non-empty directory or a file appeared meanwhile
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise ConfigError(_unwritable(target, exc)) from exc
+        raise
     return target
+
+
+def _unwritable(target: Path, exc: OSError) -> str:
+    return (
+        f"could not write {os.path.abspath(target)!r} ({type(exc).__name__}: {exc.strerror or exc}); "
+        "nothing was written: check that its parent directory is writable and has room, or give "
+        "another --dir"
+    )
