@@ -106,6 +106,45 @@ async def test_paused_server_times_out_then_recovers(server: Server, storage: Re
     assert await storage.read("p") == b"v"
 
 
+async def test_a_reply_that_comes_after_the_deadline_is_never_taken_for_the_next_answer(
+    server: Server,
+) -> None:
+    """The storage sets no socket timeout of its own, so its deadline alone stops a read
+    mid-way; the connection it was reading on must not hand the late reply to the next
+    command. One connection, so the next command would get that very connection."""
+    store = RedisStorage.from_url(server.url, namespace="late", timeout=TIMEOUT, max_connections=1)
+    try:
+        await store.write("first", b"the first session", None)
+        await store.write("second", b"the second session", None)
+        server.signal(signal.SIGSTOP)
+        try:
+            with anyio.fail_after(HANG), pytest.raises(satchel.StorageError, match="within"):
+                await store.read("first")
+        finally:
+            server.signal(signal.SIGCONT)
+        # the server now answers the GET it held, on the connection the deadline gave up on
+        assert await store.read("second") == b"the second session"
+        assert await store.read("first") == b"the first session"
+    finally:
+        await store.aclose()
+
+
+async def test_a_server_that_accepts_connections_but_never_answers_times_out(server: Server) -> None:
+    """A stopped process still has its connections accepted by the kernel: the connect
+    succeeds, and the handshake's reply never comes."""
+    store = RedisStorage.from_url(server.url, namespace="mute", timeout=TIMEOUT)
+    server.signal(signal.SIGSTOP)
+    try:
+        with anyio.fail_after(HANG), pytest.raises(satchel.StorageError, match="did not answer"):
+            await store.read("m")
+    finally:
+        server.signal(signal.SIGCONT)
+    try:
+        assert await store.read("m") is None
+    finally:
+        await store.aclose()
+
+
 async def test_client_pause_on_writes_times_out_writes_only(server: Server, storage: RedisStorage) -> None:
     admin = RedisStorage.from_url(server.url)
     try:

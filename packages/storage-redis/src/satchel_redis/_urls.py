@@ -45,10 +45,17 @@ class Options:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def client_kwargs(self) -> dict[str, Any]:
-        """What every redis-py client gets: socket timeouts (each defaulting to the
-        operation timeout), the pool size when given, and the unknown options."""
+        """What every redis-py client gets: the socket timeouts, the pool size when
+        given, and the unknown options.
+
+        No socket timeout unless one is given: the operation's deadline (see
+        ``_RedisBase._run``) bounds every read and write already, and with one redis-py
+        sends each command through ``asyncio.wait_for`` (a task and an event-loop turn
+        more per command). The connect timeout (the operation timeout unless given) stays:
+        it is paid once per connection, not per command.
+        """
         kwargs: dict[str, Any] = {
-            "socket_timeout": self.socket_timeout or self.timeout,
+            "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.socket_connect_timeout or self.timeout,
         }
         if self.max_connections is not None:
