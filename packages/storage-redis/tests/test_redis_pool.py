@@ -276,3 +276,37 @@ async def test_a_cluster_node_full_of_other_commands_is_named(satchel_redis_clus
         assert await store.read("a") == b"v"
     finally:
         await store.aclose()
+
+
+async def test_calls_under_way_at_aclose_and_calls_after_it_share_one_bound(satchel_redis_url: str) -> None:
+    """A call that started before `aclose` still holds its place at the gate and its
+    connection; a call made after waits its turn behind it instead of finding the pool
+    full. No retries: a refused connection would fail the second call at once."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    store = RedisStorage.from_url(
+        satchel_redis_url, namespace="shutdown", max_connections=1, retry=Retry(NoBackoff(), 0)
+    )
+    pool: Any = store.client.connection_pool
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_a_connection(retrying: bool) -> None:
+        connection = await pool.get_connection()
+        holding.set()
+        try:
+            await release.wait()
+        finally:
+            await pool.release(connection)
+
+    under_way = asyncio.create_task(store._run("read", "held", hold_a_connection))
+    await holding.wait()
+    await store.aclose()  # shutdown begins while the first call holds the only connection
+    after = asyncio.create_task(store.read("after"))
+    for _ in range(10):  # a refused call would have failed by now: it does no I/O
+        await asyncio.sleep(0)
+    assert not after.done()
+    release.set()
+    await under_way
+    assert await after is None
+    await store.aclose()

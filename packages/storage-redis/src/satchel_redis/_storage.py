@@ -434,28 +434,35 @@ def _pool_of(client: Any) -> tuple[Any, int | None]:
     return pool, size if isinstance(size, int) and size > 0 else None
 
 
-_GATES: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+# pool -> (the event loop its gate waits in, None until a first operation; the gate)
+_GATES: weakref.WeakKeyDictionary[Any, tuple[object, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
 
 
-def _gate_of(client: Any, *, fresh: bool = False) -> asyncio.Semaphore | None:
-    """The gate in front of ``client``'s pool: as many places as it has connections.
+def _gate_of(client: Any, loop: object = None) -> asyncio.Semaphore | None:
+    """The gate in front of ``client``'s pool on event loop ``loop``: as many places as
+    the pool has connections.
 
     An operation holds at most one connection at a time (on a cluster, one per node:
     several only in a pipeline, which sends to each node once), so with no more
     operations through the gate than the pool has connections, it never runs out.
-    Storages on one pool share the gate. ``None`` when the size cannot be read. ``fresh``
-    makes a new one in place of the old.
+    Storages on one pool share the gate, and so do all operations on one event loop,
+    before and after an `aclose` alike; a gate waits in one loop only, so another loop
+    gets a new one (the first loop to ask takes one made before any loop ran, ``loop``
+    None). ``None`` when the size cannot be read.
     """
     pool, size = _pool_of(client)
     if size is None:
         return None
     try:
-        gate = None if fresh else _GATES.get(pool)
-        if gate is None:
-            gate = _GATES[pool] = asyncio.Semaphore(size)
+        entry = _GATES.get(pool)
+        taken = entry is not None and entry[0] is not None  # a loop waits in it
+        if entry is None or (taken and loop is not None and entry[0] is not loop):
+            entry = _GATES[pool] = (loop, asyncio.Semaphore(size))
+        elif not taken and loop is not None:
+            entry = _GATES[pool] = (loop, entry[1])
     except TypeError:  # a pool that cannot be weakly referenced: a gate of its own
-        gate = asyncio.Semaphore(size)
-    return gate
+        return asyncio.Semaphore(size)
+    return entry[1]
 
 
 def _lost_insert(id: str) -> StorageError:
@@ -588,8 +595,10 @@ class _RedisBase:
         self._touch_owned_script: AsyncScript = client.register_script(_TOUCH_OWNED)
         self._list_owned_script: AsyncScript = client.register_script(_LIST_OWNED)
         self._invalidate_owned_script: AsyncScript = client.register_script(_INVALIDATE_OWNED)
-        # at most as many operations at a time as the pool has connections; the rest wait
+        # at most as many operations at a time as the pool has connections; the rest wait.
+        # Taken again (see _gate_of) when an operation runs on another event loop.
         self._gate = _gate_of(client)
+        self._gate_loop: object = None
         self.namespace = namespace
 
     @property
@@ -622,6 +631,9 @@ class _RedisBase:
         if not self._in_use:
             self._in_use = True
         attempts = 1
+        loop = asyncio.get_running_loop()
+        if loop is not self._gate_loop:
+            self._gate, self._gate_loop = _gate_of(self._client, loop), loop
         gate = self._gate
         queued = gate is not None  # until the gate lets this operation through
         try:
@@ -844,9 +856,6 @@ class _RedisBase:
         Not final: the next call connects again. Calling it twice is not an error.
         """
         self._in_use = False
-        if self._owns_client and self._gate is not None:
-            # the next calls may run on another event loop than this gate has waited in
-            self._gate = _gate_of(self._client, fresh=True)
         try:
             try:
                 if self._owns_client:
