@@ -14,6 +14,7 @@ import httpx
 import msgspec
 import pytest
 import satchel
+from satchel.testing import store_key
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
@@ -379,3 +380,99 @@ async def test_a_storage_outage_at_the_early_load_follows_the_mappings_policy(po
                 await c.get("/me")
         else:
             assert (await c.get("/me")).json() is None
+
+
+# -- saving early: save() takes in request.session first ----------------------------------
+
+
+class WriteCountingStorage(satchel.MemoryStorage):
+    """Real memory storage that counts writes, to see a session written once, not twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    async def write(self, id: str, data: bytes, ttl: float | None) -> None:
+        self.writes += 1
+        await super().write(id, data, ttl)
+
+    async def write_if(self, id: str, data: bytes, ttl: float | None, *, expected: bytes | None) -> bool:
+        self.writes += 1
+        return await super().write_if(id, data, ttl, expected=expected)
+
+
+async def stored(mapping: satchel.Mapping[Any], request: Request) -> bytes | None:
+    """The storage entry of this request's session, read from the storage itself."""
+    session_id = await satchel.sessions_of(request).session_id("session")
+    assert session_id is not None, "save() gave the session no ID: nothing was written"
+    return await mapping.store.read(store_key(session_id))
+
+
+@pytest.mark.anyio
+async def test_save_writes_request_session_before_the_response_starts() -> None:
+    """The "Saving early" pattern: what was put in request.session is in storage once
+    save() returns (a StorageError would reach the handler), and written only that once."""
+    storage = WriteCountingStorage()
+    mapping = satchel.cookie(dict, "session", storage=storage)
+    seen: dict[str, Any] = {}
+
+    async def sign_in(request: Request) -> JSONResponse:
+        request.session["user"] = "ada"
+        await satchel.sessions_of(request).save()
+        seen["entry"], seen["writes"] = await stored(mapping, request), storage.writes
+        return JSONResponse("ok")
+
+    sessions = satchel.Sessions(mapping, request_session="session")
+    app = satchel.SessionMiddleware(Starlette(routes=[*ROUTES, Route("/sign_in", sign_in)]), sessions)
+    async with client(app) as c:
+        response = await c.get("/sign_in")
+        assert seen["entry"] is not None
+        assert b"ada" in seen["entry"]
+        assert seen["writes"] == 1
+        assert storage.writes == 1  # response start found nothing more to write
+        assert len(set_cookies(response)) == 1
+        assert (await c.get("/me")).json() == "ada"
+
+
+@pytest.mark.anyio
+async def test_changes_to_request_session_after_save_are_still_saved_at_response_start(
+    tmp_path: Path,
+) -> None:
+    """save() takes in the dict, it does not freeze it: a change after it is written at
+    response start, an emptied dict still ends the session."""
+    pytest.importorskip("satchel_sqlite")
+    mapping = satchel.cookie(dict, "session", storage=f"sqlite:///{tmp_path}/sessions.db")
+    early: list[bytes | None] = []
+
+    async def sign_in(request: Request) -> JSONResponse:
+        request.session["user"] = {"name": "ada", "roles": []}
+        await satchel.sessions_of(request).save()
+        early.append(await stored(mapping, request))
+        request.session["user"]["roles"].append("admin")  # after save(), in place
+        return JSONResponse("ok")
+
+    async def sign_out(request: Request) -> JSONResponse:
+        request.session["user"]["roles"].append("gone")
+        await satchel.sessions_of(request).save()
+        early.append(await stored(mapping, request))
+        request.session.clear()  # after save(): ends the session all the same
+        return JSONResponse("bye")
+
+    sessions = satchel.Sessions(mapping, request_session="session")
+    routes = [*ROUTES, Route("/sign_in", sign_in), Route("/sign_out", sign_out)]
+    app = satchel.SessionMiddleware(Starlette(routes=routes), sessions)
+    try:
+        async with client(app) as c:
+            await c.get("/sign_in")
+            assert early[0] is not None
+            assert b"admin" not in early[0]
+            assert (await c.get("/me")).json() == {"name": "ada", "roles": ["admin"]}
+            signed_in = c.cookies["session"]
+            [deletion] = set_cookies(await c.get("/sign_out"))
+            assert early[1] is not None
+            assert b"gone" in early[1]
+            assert "Max-Age=0" in deletion
+        async with sessions.detached(cookies={"session": signed_in}) as s:
+            assert await s.get("session") is None
+    finally:
+        await mapping.store.aclose()

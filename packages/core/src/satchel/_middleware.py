@@ -59,7 +59,7 @@ class SessionMiddleware:
         start = "http.response.start" if kind == "http" else "websocket.accept"
         offered = self.sessions._offered
         if offered is not None:  # request.session is read synchronously: load it now
-            scope["session"] = await request._offer(offered)
+            await request._offer(offered, scope)
 
         async def send_with_sessions(message: Message) -> None:
             if request._states and message["type"] == start:
@@ -70,7 +70,13 @@ class SessionMiddleware:
                     message["headers"] = _merge(message.get("headers") or [], added)
             await send(message)
 
-        await self.app(scope, receive, send_with_sessions)
+        if offered is None:
+            await self.app(scope, receive, send_with_sessions)
+            return
+        try:
+            await self.app(scope, receive, send_with_sessions)
+        finally:  # the request held its scope for save(): no cycle left to the collector
+            request._offered_in = None
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass lifespan to the app and close the storages when it has shut down; answer

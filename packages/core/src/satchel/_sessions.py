@@ -251,7 +251,16 @@ class RequestSessions:
     response start only the mappings that changed are written.
     """
 
-    __slots__ = ("_headers", "_jar", "_offered", "_scheme", "_scope_server", "_sessions", "_states")
+    __slots__ = (
+        "_headers",
+        "_jar",
+        "_offered",
+        "_offered_in",
+        "_scheme",
+        "_scope_server",
+        "_sessions",
+        "_states",
+    )
 
     def __init__(self, sessions: Sessions, scope: MutableMapping[str, Any]) -> None:
         self._sessions = sessions
@@ -264,6 +273,9 @@ class RequestSessions:
         self._states: dict[Mapping[Any], State] | None = None
         self._jar: dict[str, list[str]] | None = None
         self._offered: dict[str, Any] | None = None  # the dict given as request.session
+        # the scope that holds it, while the app runs (the middleware lets go of it after):
+        # save() takes in what the app did to request.session
+        self._offered_in: MutableMapping[str, Any] | None = None
 
     # -- reading the request --------------------------------------------------------
 
@@ -305,34 +317,37 @@ class RequestSessions:
 
     # -- request.session ------------------------------------------------------------
 
-    async def _offer(self, m: Mapping[Any]) -> dict[str, Any]:
-        """The dict to give the app as ``request.session``: the session if the request
-        carries one (no storage call when it does not), else a new empty dict."""
+    async def _offer(self, m: Mapping[Any], scope: MutableMapping[str, Any]) -> None:
+        """Give the app ``request.session`` (``scope["session"]``): the session if the
+        request carries one (no storage call when it does not), else a new empty dict."""
         st = self._state(m)  # read or not, the response varies on it: the app may read it
         if self._incoming(m):
             await self._load(m, st)
         else:
             st.phase = Phase.ABSENT
         offered: dict[str, Any] = st.value if st.found else {}
-        self._offered = offered
-        return offered
+        self._offered = scope["session"] = offered
+        self._offered_in = scope
 
     def _adopt(self, m: Mapping[Any], current: object) -> None:
-        """At response start: what the app did to ``request.session`` becomes the session,
-        unless the handler's own ``set`` or ``clear`` came after the load (they stand).
+        """At response start, and at each `save` before it: what the app did to
+        ``request.session`` becomes the session, unless the handler's own ``set`` or
+        ``clear`` came after the load (they stand).
 
         ``current`` is what ``scope["session"]`` holds now (the app may have replaced the
         dict). A changed dict is saved as any value changed in place is (its serialized
         form is compared with what was loaded, so nested changes count); an emptied one
         ends the session; one that cannot be saved leaves the last good value.
         """
-        offered, self._offered = self._offered, None
+        offered = self._offered
         st = self._state(m)
         if offered is None or st.phase in (Phase.CLEARED, Phase.SUPERSEDED):
             return
-        if st.value is not (offered if st.found else None):
+        # the session is still what was loaded, or what an earlier adopt made of it
+        if st.value is not None and st.value is not offered:
             return
         value = current if isinstance(current, dict) else offered
+        self._offered = value  # what the next adopt, if any, starts from
         if st.found:
             if value:
                 st.value = value
@@ -455,8 +470,13 @@ class RequestSessions:
         """Write what changed now, so a `StorageError` or `SessionConflict`
         reaches the handler; otherwise it happens at response start.
 
-        A mapping whose save failed is not written again at response start.
+        What the app did to ``request.session`` so far is taken in first, as at response
+        start. A mapping whose save failed is not written again at response start.
         """
+        m, scope = self._sessions._offered, self._offered_in
+        # server-side only: a stateless session has nothing to write before its header
+        if m is not None and scope is not None and m.storage is not None:
+            self._adopt(m, scope.get("session"))
         await self._save_all()
 
     # -- owners -----------------------------------------------------------------------
