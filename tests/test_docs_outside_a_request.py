@@ -72,6 +72,41 @@ async def test_the_websocket_sees_a_sign_out_made_after_its_handshake() -> None:
 
 
 @pytest.mark.anyio
+async def test_the_websocket_keeps_a_renewed_cookie_so_it_renews_once_not_at_every_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past half of max_age the handshake's cookie counts as stale: the first message
+    renews the session, and the example keeps the renewed value, so the next ones do not."""
+    page = run_page()
+    sessions, Login = page["sessions"], page["Login"]
+    now = [1_700_000_000.0]
+    monkeypatch.setattr(sessions, "clock", lambda: now[0])
+    store = sessions.mapping(Login).store
+    touched: list[str] = []
+    touch = store.touch
+
+    async def counted_touch(id: str, ttl: float | None) -> None:  # the real touch, counted
+        touched.append(id)
+        await touch(id, ttl)
+
+    monkeypatch.setattr(store, "touch", counted_touch)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(page["app"]), base_url="https://testserver"
+    ) as c:
+        await c.post("/sign-in/ada")
+        socket = Socket(page["app"], "/chat", c.cookies["SID"])
+        assert (await socket.outgoing.get())["type"] == "websocket.accept"
+        assert (await socket.say("hello"))["text"] == "ada: hello"
+        assert touched == []  # a fresh cookie: nothing to renew
+        now[0] += sessions.mapping(Login).max_age * 0.6
+        for n in range(3):
+            assert (await socket.say(f"message {n}"))["text"] == f"ada: message {n}"
+        assert len(touched) == 1
+        await socket.incoming.put({"type": "websocket.disconnect", "code": 1000})
+        await socket.task
+
+
+@pytest.mark.anyio
 async def test_the_job_changes_the_session_by_its_id_and_a_sign_out_wins() -> None:
     page = run_page()
     sessions, Login = page["sessions"], page["Login"]
