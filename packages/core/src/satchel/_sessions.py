@@ -238,12 +238,6 @@ async def _closing(sessions: Sessions) -> AsyncIterator[None]:
         await sessions.aclose()
 
 
-class _Jar(dict[str, list[str]]):
-    """The request's cookies read so far, by name (each read from the headers when first asked)."""
-
-    __slots__ = ()
-
-
 class RequestSessions:
     """One request's sessions: what `satchel.sessions_of` returns.
 
@@ -281,16 +275,11 @@ class RequestSessions:
 
     def _incoming(self, m: Mapping[Any]) -> list[str]:
         if m.transport == "cookie":
-            jar = self._jar
-            if jar is None:
-                jar = self._jar = _Jar()
-            found = jar.get(m.name)
-            if found is None:
-                if type(jar) is not _Jar:  # given whole (detached sessions): nothing more to read
-                    return []
-                # only the names asked for: splitting every cookie out costs more than the rest
-                found = jar[m.name] = cookie_values(self._headers, m.name)
-            return found
+            if self._jar is not None:  # given whole (detached sessions)
+                return self._jar.get(m.name, [])
+            # only the name asked for, each time (once per mapping, but for an ended session's
+            # deletion): splitting every cookie out into a jar cost more than the rest of the read
+            return cookie_values(self._headers, m.name)
         key = m.header_key
         return [v.decode("latin-1") for k, v in self._headers if k.lower() == key]
 
@@ -372,7 +361,10 @@ class RequestSessions:
         if st is None:
             st = self._state(m)
         if st.phase is Phase.UNREAD:
-            await self._load(m, st)
+            if m.storage is None:  # as _load, one call less on the usual path
+                _stateless.load(self, m, st)
+            else:
+                await _server.load(self, m, st)
         value: object | None = st.value
         return value
 
