@@ -3,8 +3,9 @@ app starts and stops several times, each time on an event loop of its own."""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import gc
+import socket
 import warnings
 
 import msgspec
@@ -78,19 +79,70 @@ def test_a_starlette_app_started_twice_works_both_times(
 async def test_a_storage_collected_with_its_connections_open_warns_without_the_password(
     satchel_redis_url: str,
 ) -> None:
-    url = satchel_redis_url.replace("redis://", f"redis://:{PASSWORD}@", 1)
-    storage = RedisStorage.from_url(url, namespace="forgotten", timeout=2)
-    with contextlib.suppress(satchel.StorageError):  # the test server wants no password
+    admin = Redis.from_url(satchel_redis_url)
+    user = "satchel-forgotten"
+    await admin.acl_setuser(user, enabled=True, passwords=[f"+{PASSWORD}"], keys=["*"], commands=["+@all"])
+    try:
+        url = satchel_redis_url.replace("redis://", f"redis://{user}:{PASSWORD}@", 1)
+        storage = RedisStorage.from_url(url, namespace="forgotten", timeout=2)
+        assert await storage.read("id") is None
+        client = storage.client
+        held: list[object] = [storage]
+        del storage
+        with pytest.warns(ResourceWarning, match=rf"RedisStorage\('redis://{user}:\*\*\*@") as caught:
+            forget(held)
+        ours = [w for w in caught if "garbage-collected" in str(w.message)]
+        assert len(ours) == 1
+        assert "namespace='forgotten'" in str(ours[0].message)
+        assert all(PASSWORD not in str(w.message) for w in caught)
+        await client.aclose()  # what the test leaked, closed behind it
+    finally:
+        await admin.acl_deluser(user)
+        await admin.aclose()
+
+
+def collected_warnings(held: list[object]) -> list[str]:
+    """The storage's own warnings when the last reference in ``held`` goes."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        forget(held)
+    return [str(w.message) for w in caught if "garbage-collected" in str(w.message)]
+
+
+@pytest.mark.anyio
+async def test_a_storage_that_never_connected_is_collected_without_a_warning() -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    storage = RedisStorage.from_url(f"redis://127.0.0.1:{port}/0", timeout=2)
+    with pytest.raises(satchel.StorageError):
         await storage.read("id")
-    client = storage.client
     held: list[object] = [storage]
     del storage
-    with pytest.warns(ResourceWarning, match=r"RedisStorage\('redis://:\*\*\*@") as caught:
-        forget(held)
-    ours = [w for w in caught if "garbage-collected" in str(w.message)]
-    assert len(ours) == 1
-    assert "namespace='forgotten'" in str(ours[0].message)
-    assert all(PASSWORD not in str(w.message) for w in caught)
+    assert collected_warnings(held) == []
+
+
+@pytest.mark.anyio
+async def test_a_call_that_reconnects_after_aclose_leaves_a_storage_that_warns(
+    satchel_redis_url: str,
+) -> None:
+    """A call already under way when aclose ran (a retry, say) connects again after it:
+    the connection it opened is open when the storage is collected."""
+    storage = RedisStorage.from_url(satchel_redis_url, namespace="late-call", timeout=2)
+    client, key, go_on = storage.client, storage.key("id"), asyncio.Event()
+
+    async def after_the_close(retrying: bool) -> object:
+        await go_on.wait()
+        return await client.get(key)
+
+    under_way = asyncio.create_task(storage._run("read", "id", after_the_close))
+    await asyncio.sleep(0)  # the call has started
+    await storage.aclose()
+    go_on.set()
+    assert await under_way is None
+    held: list[object] = [storage]
+    del storage, under_way
+    assert len(collected_warnings(held)) == 1
     await client.aclose()  # what the test leaked, closed behind it
 
 

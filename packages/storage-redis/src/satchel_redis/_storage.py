@@ -465,6 +465,26 @@ def _gate_of(client: Any, loop: object = None) -> asyncio.Semaphore | None:
     return entry[1]
 
 
+def _connected(client: Any) -> bool:
+    """Whether any connection in ``client``'s pool (a cluster client's nodes') is open.
+
+    Read when a storage is garbage-collected, from redis-py's pools as they are: no
+    bookkeeping of satchel's own, which a connect that fails or a retry that reconnects
+    after `aclose` would get wrong.
+    """
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        held = [*getattr(pool, "_available_connections", ()), *getattr(pool, "_in_use_connections", ())]
+    else:
+        manager = getattr(client, "nodes_manager", None)
+        nodes = [
+            *(getattr(manager, "nodes_cache", None) or {}).values(),
+            *(getattr(manager, "startup_nodes", None) or {}).values(),
+        ]
+        held = [c for node in nodes for c in getattr(node, "_connections", ())]
+    return any(getattr(connection, "is_connected", False) for connection in held)
+
+
 def _lost_insert(id: str) -> StorageError:
     return StorageError(
         f"Redis lost the reply to the insert of {_fingerprint(id)}, and whether it was "
@@ -580,8 +600,8 @@ class _RedisBase:
         self._retry = retry if retry is not None else _default_retry()
         self._owns_client = owns_client
         self._on_close = on_close
-        # whether connections this storage made may be open: set by each call, cleared by aclose
-        self._in_use = False
+        # other clients this storage made whose connections it closes (a Sentinel's)
+        self._watchers: tuple[Any, ...] = ()
         self._label = ""  # what a ResourceWarning names: the URL (redacted), set by from_url
         # RedisClusterException ("cannot be connected", no slots) is not a RedisError
         self._failures: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
@@ -628,8 +648,6 @@ class _RedisBase:
         names ``id`` in messages (a fingerprint, never ``id`` itself). Waiting at the gate
         (or in a blocking pool of a client passed in) counts against the deadline.
         """
-        if not self._in_use:
-            self._in_use = True
         attempts = 1
         loop = asyncio.get_running_loop()
         if loop is not self._gate_loop:
@@ -855,7 +873,6 @@ class _RedisBase:
 
         Not final: the next call connects again. Calling it twice is not an error.
         """
-        self._in_use = False
         try:
             try:
                 if self._owns_client:
@@ -870,7 +887,11 @@ class _RedisBase:
         return f"{type(self).__name__}(namespace={self.namespace!r})"
 
     def __del__(self) -> None:
-        if getattr(self, "_in_use", False) and self._owns_client:
+        # what the pools hold now: a call that failed to connect opened nothing, and one
+        # that reconnected after aclose (a retry under way) did
+        if getattr(self, "_owns_client", False) and any(
+            map(_connected, (self._client, *getattr(self, "_watchers", ())))
+        ):
             name = f"{type(self).__name__}({self._label!r}, namespace={self.namespace!r})"
             warnings.warn(
                 f"{name} was garbage-collected with its connections open; await its aclose() "
@@ -987,7 +1008,7 @@ class RedisStorage(_RedisBase):
             if failure is not None:
                 raise failure
 
-        return cls(
+        storage = cls(
             client,
             namespace=opts.namespace,
             timeout=opts.timeout,
@@ -995,6 +1016,8 @@ class RedisStorage(_RedisBase):
             owns_client=True,
             on_close=close_sentinels,
         )
+        storage._watchers = tuple(sentinel.sentinels)
+        return storage
 
 
 class RedisClusterStorage(_RedisBase):
