@@ -405,6 +405,8 @@ def _satchel(mapping: Callable[[Any], satchel.Mapping[Cart]], storage: Any = Non
     sessions = satchel.Sessions(mapping(storage))
 
     async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return None  # lifespan: the middleware answers it and closes the storages
         path = scope["path"]
         if path == "/_count" and isinstance(storage, Counting):
             body = json.dumps(storage.calls).encode()

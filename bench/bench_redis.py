@@ -61,7 +61,7 @@ class Floor:
     """What a careful user would write by hand: one GET, one SET EX."""
 
     def __init__(self, url: str) -> None:
-        self.client = Redis.from_url(url)
+        self.client = Redis.from_url(url, socket_timeout=None)  # as RedisStorage: no per-command wait_for
 
     async def fill(self, ids: list[str]) -> None:
         await _fill(self.client, (f"floor:{i}" for i in ids), VALUE)
@@ -103,7 +103,7 @@ class Starsessions:
     """starsessions' RedisStore (the store its SessionMiddleware calls), read then write."""
 
     def __init__(self, url: str) -> None:
-        self.client = Redis.from_url(url)
+        self.client = Redis.from_url(url, socket_timeout=None)  # as RedisStorage: no per-command wait_for
         self.store = RedisStore(connection=self.client, prefix="starsessions.")
 
     async def fill(self, ids: list[str]) -> None:
