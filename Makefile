@@ -31,8 +31,12 @@ demo: $(UV)
 	UV_PROJECT_ENVIRONMENT=$(DEMO_ENV) $(UV) sync --frozen --no-dev --group demo --package satchel-sqlite --quiet
 	$(DEMO_ENV)/bin/python -m examples.shop --host $(HOST) --port $(PORT) $(DEMO_ARGS)
 
+# two worker processes, a test file to each at a time: the suite mostly waits on servers
+# and expiry, so the waits overlap (TEST_WORKERS=0 runs it in one process)
+TEST_WORKERS ?= 2
+
 test: $(SYNC_STAMP)
-	$(UV) run --frozen --no-sync python -m pytest $(PYTEST_ARGS)
+	$(UV) run --frozen --no-sync python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 lint: $(SYNC_STAMP)
 	$(UV) run --frozen --no-sync ruff check .

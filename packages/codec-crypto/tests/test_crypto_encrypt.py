@@ -147,6 +147,7 @@ def test_any_listed_fallback_key_opens() -> None:
         "short",
         secrets.token_hex(15),  # 30 characters
     ],
+    ids=["empty", "31-bytes", "short-text", "30-hex"],  # fixed ids: parallel runs collect alike
 )
 def test_a_short_key_is_a_config_error_at_construction(key: str | bytes) -> None:
     with pytest.raises(satchel.ConfigError, match="satchel keygen"):
@@ -170,7 +171,9 @@ def test_fallback_keys_given_as_one_key_is_a_config_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "key", [secrets.token_urlsafe(32), secrets.token_hex(32), os.urandom(32), os.urandom(64)]
+    "key",
+    [secrets.token_urlsafe(32), secrets.token_hex(32), os.urandom(32), os.urandom(64)],
+    ids=["base64url", "hex", "32-bytes", "64-bytes"],
 )
 def test_random_keys_in_every_usual_spelling_are_accepted(key: str | bytes) -> None:
     encrypt = Encrypt(key).bind("cookie:CART")
