@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._exceptions import ConfigError
-from ._sessions import RequestSessions, Sessions
+from ._sessions import RequestSessions, Sessions, require_sessions
 
 __all__ = ["SessionMiddleware", "sessions_of", "SCOPE_KEY"]
 
@@ -37,13 +37,8 @@ class SessionMiddleware:
     """
 
     def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
-        if not isinstance(sessions, Sessions):
-            raise ConfigError(
-                f"SessionMiddleware needs a satchel.Sessions, got {type(sessions).__name__}; "
-                "wrap your mappings: satchel.Sessions(satchel.cookie(...), ...)"
-            )
         self.app = app
-        self.sessions = sessions
+        self.sessions = require_sessions(sessions, "SessionMiddleware")
 
     # Any, not Scope: each framework types ASGI its own way (mappings, TypedDicts), and
     # the middleware must fit every framework's middleware slot under a type checker.

@@ -666,3 +666,13 @@ def _offered_mapping(sessions: Sessions, key: Key) -> Mapping[Any]:
 def _is_class(type_: Any) -> bool:
     """Whether ``isinstance`` can check a value against the session type."""
     return isinstance(type_, type) and type_ is not dict and not typing.is_typeddict(type_)
+
+
+def require_sessions(value: object, who: str) -> Sessions:
+    """``value`` if it is a `Sessions`; else the `ConfigError` that says how to make one."""
+    if not isinstance(value, Sessions):
+        raise ConfigError(
+            f"{who} needs a satchel.Sessions, got {type(value).__name__}; "
+            "wrap your mappings: satchel.Sessions(satchel.cookie(...), ...)"
+        )
+    return value

@@ -25,7 +25,7 @@ from litestar.types import ASGIApp, Scope
 
 from .._exceptions import ConfigError
 from .._middleware import SessionMiddleware, sessions_of
-from .._sessions import RequestSessions, Sessions
+from .._sessions import RequestSessions, Sessions, require_sessions
 
 __all__ = ["SatchelPlugin", "session", "SessionRequired"]
 
@@ -101,12 +101,7 @@ class SatchelPlugin(InitPlugin):
     __slots__ = ("dependency_key", "sessions")
 
     def __init__(self, sessions: Sessions, *, dependency_key: str = "sessions") -> None:
-        if not isinstance(sessions, Sessions):
-            raise ConfigError(
-                f"SatchelPlugin needs a satchel.Sessions, got {type(sessions).__name__}; "
-                "wrap your mappings: satchel.Sessions(satchel.cookie(...), ...)"
-            )
-        self.sessions = sessions
+        self.sessions = require_sessions(sessions, "SatchelPlugin")
         self.dependency_key = dependency_key
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
