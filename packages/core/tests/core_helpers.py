@@ -11,6 +11,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import httpx
+import msgspec
 import satchel
 import satchel.testing
 import uvicorn
@@ -79,6 +80,30 @@ def key_of(session_id: str) -> str:
 
 
 Handler = Callable[[satchel.RequestSessions, Request], Awaitable[Any]]
+
+
+class SignedIn(msgspec.Struct):
+    """The session of `sign_in_app`."""
+
+    user: str
+
+
+async def _sign_in(request: Request) -> Response:
+    satchel.sessions_of(request).set(SignedIn(user=request.query_params["user"]))
+    return JSONResponse(None)
+
+
+async def _whoami(request: Request) -> Response:
+    got = await satchel.sessions_of(request).get(SignedIn)
+    return JSONResponse(None if got is None else got.user)
+
+
+def sign_in_app(storage: satchel.SessionStorage, **options: Any) -> satchel.SessionMiddleware:
+    """A Starlette app whose sessions live in ``storage``: ``/in?user=ada`` signs in, ``/me``
+    says who is signed in. ``options`` go to the ``SID`` cookie mapping."""
+    mapping = satchel.cookie(SignedIn, "SID", storage=storage, transformers=[satchel.Sign(KEY)], **options)
+    routes = [Route("/in", _sign_in), Route("/me", _whoami)]
+    return satchel.SessionMiddleware(Starlette(routes=routes), satchel.Sessions(mapping))
 
 
 def make_app(sessions: satchel.Sessions, **handlers: Handler) -> satchel.SessionMiddleware:

@@ -10,24 +10,15 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import pytest
 import satchel
+from core_helpers import sign_in_app
 from pymongo import AsyncMongoClient
 from satchel_conformance.servers import free_port
 from satchel_mongo import MongoStorage
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from starlette.testclient import TestClient
 
-KEY = "_p6ZHpng5Rwf6pgfRJfaslYjyRlMdfUq0QlDazDhb-s"
 PASSWORD = "hunter2-not-for-logs"
-
-
-class Login(msgspec.Struct):
-    user: str
 
 
 def forget(held: list[MongoStorage]) -> None:
@@ -51,18 +42,7 @@ def test_a_starlette_app_started_twice_works_both_times(open_mongo: Callable[...
     """Each ``with TestClient(app):`` runs on an event loop of its own, where the client
     of the first could not be used."""
 
-    async def sign_in(request: Request) -> Response:
-        satchel.sessions_of(request).set(Login(user=request.query_params["user"]))
-        return JSONResponse(None)
-
-    async def whoami(request: Request) -> Response:
-        got = await satchel.sessions_of(request).get(Login)
-        return JSONResponse(None if got is None else got.user)
-
-    sessions = satchel.Sessions(
-        satchel.cookie(Login, "SID", storage=open_mongo(), transformers=[satchel.Sign(KEY)])
-    )
-    app = satchel.SessionMiddleware(Starlette(routes=[Route("/in", sign_in), Route("/me", whoami)]), sessions)
+    app = sign_in_app(open_mongo())
     with TestClient(app) as client:
         client.get("/in", params={"user": "ada"})
         cookie = client.cookies["SID"]

@@ -8,25 +8,16 @@ import gc
 import socket
 import warnings
 
-import msgspec
 import pytest
 import satchel
+from core_helpers import sign_in_app
 from redis.asyncio import Redis
 from satchel_redis import RedisClusterStorage, RedisStorage
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from starlette.testclient import TestClient
 
-KEY = "_p6ZHpng5Rwf6pgfRJfaslYjyRlMdfUq0QlDazDhb-s"
 PASSWORD = "hunter2-not-for-logs"
 
 Storage = RedisStorage | RedisClusterStorage
-
-
-class Login(msgspec.Struct):
-    user: str
 
 
 def forget(held: list[object]) -> None:
@@ -52,19 +43,8 @@ def test_a_starlette_app_started_twice_works_both_times(
     """Each ``with TestClient(app):`` runs on an event loop of its own; the second finds the
     session the first wrote."""
 
-    async def sign_in(req: Request) -> Response:
-        satchel.sessions_of(req).set(Login(user=req.query_params["user"]))
-        return JSONResponse(None)
-
-    async def whoami(req: Request) -> Response:
-        got = await satchel.sessions_of(req).get(Login)
-        return JSONResponse(None if got is None else got.user)
-
     storage = satchel.open_storage(redis_url, namespace=f"t-{request.node.name}"[:120], timeout=5)
-    sessions = satchel.Sessions(
-        satchel.cookie(Login, "SID", storage=storage, transformers=[satchel.Sign(KEY)])
-    )
-    app = satchel.SessionMiddleware(Starlette(routes=[Route("/in", sign_in), Route("/me", whoami)]), sessions)
+    app = sign_in_app(storage)
     with TestClient(app) as client:
         client.get("/in", params={"user": "ada"})
         cookie = client.cookies["SID"]

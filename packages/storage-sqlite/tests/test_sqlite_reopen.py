@@ -11,37 +11,12 @@ import threading
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 import satchel
-from core_helpers import KEY, serve
+from core_helpers import serve, sign_in_app
 from satchel_sqlite import SQLiteStorage
 from satchel_sqlite._storage import _close
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from starlette.testclient import TestClient
-
-
-class Login(msgspec.Struct):
-    user: str
-
-
-def app_on(storage: SQLiteStorage) -> satchel.SessionMiddleware:
-    async def sign_in(request: Request) -> Response:
-        satchel.sessions_of(request).set(Login(user=request.query_params["user"]))
-        return JSONResponse(None)
-
-    async def whoami(request: Request) -> Response:
-        got = await satchel.sessions_of(request).get(Login)
-        return JSONResponse(None if got is None else got.user)
-
-    sessions = satchel.Sessions(
-        satchel.cookie(Login, "SID", storage=storage, transformers=[satchel.Sign(KEY)], secure=False)
-    )
-    routes = [Route("/in", sign_in), Route("/me", whoami)]
-    return satchel.SessionMiddleware(Starlette(routes=routes), sessions)
 
 
 def forget(held: list[SQLiteStorage]) -> None:
@@ -71,7 +46,7 @@ async def test_a_closed_storage_opens_again_each_time_and_keeps_its_data(tmp_pat
 def test_a_starlette_app_started_twice_works_both_times(tmp_path: Path) -> None:
     """Each ``with TestClient(app):`` runs on an event loop of its own."""
     path = tmp_path / "sessions.db"
-    app = app_on(SQLiteStorage(path))
+    app = sign_in_app(SQLiteStorage(path), secure=False)
     with TestClient(app) as client:
         client.get("/in", params={"user": "ada"})
         cookie = client.cookies["SID"]
@@ -86,7 +61,7 @@ def test_a_starlette_app_started_twice_works_both_times(tmp_path: Path) -> None:
 
 def test_one_app_served_by_uvicorn_twice(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
-    app = app_on(SQLiteStorage(path))
+    app = sign_in_app(SQLiteStorage(path), secure=False)
     with serve(app) as host, httpx.Client(base_url=f"http://{host}") as client:
         client.get("/in", params={"user": "ada"})
         cookie = client.cookies["SID"]
