@@ -22,16 +22,9 @@ def namespaced(url: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}namespace=kit-owners"
 
 
-@pytest.fixture(params=["sqlite", "redis", "redis-cluster", "mongo-compatible"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'kit.db'}"
-    server = {
-        "redis": "satchel_redis_url",
-        "redis-cluster": "satchel_redis_cluster_url",
-        "mongo-compatible": "satchel_mongo_compatible_url",
-    }[request.param]
-    return namespaced(request.getfixturevalue(server))
+@pytest.fixture
+def url(builtin_url: str) -> str:
+    return namespaced(builtin_url)
 
 
 def test_the_owner_index_contract_holds_from_a_url(url: str, tmp_path: Path) -> None:

@@ -18,16 +18,9 @@ BIN = Path(sys.executable).parent
 CHECKS = ("test_stored_expiry_of_writes", "test_stored_expiry_after_touch", "test_purge_removes_only_expired")
 
 
-@pytest.fixture(params=["sqlite", "redis", "redis-cluster", "mongo-compatible"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'kit.db'}"
-    server = {
-        "redis": "satchel_redis_url",
-        "redis-cluster": "satchel_redis_cluster_url",
-        "mongo-compatible": "satchel_mongo_compatible_url",
-    }[request.param]
-    return str(request.getfixturevalue(server))
+@pytest.fixture
+def url(builtin_url: str) -> str:
+    return builtin_url
 
 
 def test_stored_expiry_and_purge_hold_from_a_url(url: str, tmp_path: Path) -> None:
