@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from satchel_conformance import Outage, StoredExpiry
+from satchel_conformance.servers import paused
 
 # Named here as well as in the kit's pytest plugin, so this package's tests find it on their own.
 from satchel_conformance.servers.fixtures import (  # noqa: F401 - fixtures
@@ -157,13 +157,4 @@ def outage(server_url: str) -> Outage:
     pid = _own_child_on(port)
     if pid is None:
         pytest.skip("the MongoDB server was not started by this test run, so it is not paused")
-
-    @contextlib.asynccontextmanager
-    async def outage() -> AsyncIterator[None]:
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            os.kill(pid, signal.SIGCONT)
-
-    return outage
+    return paused(pid)

@@ -6,9 +6,7 @@ docs/conformance.md), found by name by its checks on any test class here.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import pytest
 import satchel
 from satchel_conformance import Outage, StoredExpiry
+from satchel_conformance.servers import paused
 from satchel_conformance.servers.fixtures import (
     satchel_redis_cluster_url,
     satchel_redis_sentinel_url,
@@ -95,13 +94,4 @@ async def outage(storage: object, url: str) -> Outage:
     pid = int(info["process_id"])
     if not _own_child(pid):
         pytest.skip("the Redis server was not started by this test run, so it is not paused")
-
-    @contextlib.asynccontextmanager
-    async def outage() -> AsyncIterator[None]:
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            os.kill(pid, signal.SIGCONT)
-
-    return outage
+    return paused(pid)

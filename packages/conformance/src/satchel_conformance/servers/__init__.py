@@ -11,7 +11,7 @@ same message. Only the standard library is imported here.
 
 from __future__ import annotations
 
-from ._common import Unavailable, free_port, wait_for_port
+from ._common import Unavailable, free_port, paused, wait_for_port
 from ._mongo import mongodb
 from ._mongo_compatible import mongo_compatible
 from ._redis import redis, redis_cluster, redis_sentinel
@@ -20,6 +20,7 @@ __all__ = [
     "Unavailable",
     "free_port",
     "wait_for_port",
+    "paused",
     "redis",
     "redis_cluster",
     "redis_sentinel",

@@ -5,13 +5,23 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["Unavailable", "free_port", "wait_until", "wait_for_port", "running", "docker_answers", "which"]
+__all__ = [
+    "Unavailable",
+    "free_port",
+    "wait_until",
+    "wait_for_port",
+    "running",
+    "docker_answers",
+    "which",
+    "paused",
+]
 
 
 class Unavailable(Exception):
@@ -97,3 +107,20 @@ def docker_answers() -> bool:
     if os.environ.get("DOCKER_HOST"):
         return True
     return Path("/var/run/docker.sock").exists()
+
+
+def paused(pid: int) -> Callable[[], contextlib.AbstractAsyncContextManager[None]]:
+    """An outage for the kit's ``outage`` fixture: the server process ``pid`` stopped
+    (SIGSTOP) inside the block and continued (SIGCONT) after it, so calls to it wait for
+    their timeouts and then fail, and the same storage must recover. Pause only a server
+    your test run started."""
+
+    @contextlib.asynccontextmanager
+    async def outage() -> AsyncIterator[None]:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    return outage
