@@ -1,8 +1,9 @@
 """The ``satchel`` command: ``plugins``, ``keygen``, ``purge URL``, ``sessions URL``,
 ``revoke URL``, ``new-plugin NAME``, and the commands plugins add (``satchel_add_commands``).
 
-Plugins are not loaded for the core's own commands; for ``--help``, ``--version`` and any
-other command they are, and a plugin's command module is imported only when it runs.
+Plugins are not asked for commands when a core command runs (those that open a storage URL
+still load the hook modules to find its scheme); for ``--help``, ``--version`` and any other
+command they are, and a plugin's command module is imported only when it runs.
 """
 
 from __future__ import annotations
