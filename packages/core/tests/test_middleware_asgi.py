@@ -84,29 +84,6 @@ async def test_websocket_accept_carries_the_session_cookie() -> None:
     assert await request.get(Cart) == Cart(items=["ws", "ws"])
 
 
-async def test_lifespan_shutdown_closes_the_storages_after_the_app() -> None:
-    storage = ClosingStorage()
-    order: list[str] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                order.append("app shut down")
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    wrapped = satchel.SessionMiddleware(app, sessions_with(storage))
-    sent = await run(
-        wrapped, {"type": "lifespan"}, [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    )
-    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    assert order == ["app shut down"]
-    assert storage.closed == 1
-
-
 async def test_sessions_is_an_async_context_manager_that_closes_storages() -> None:
     storage = ClosingStorage()
     async with sessions_with(storage):
