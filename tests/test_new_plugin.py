@@ -18,7 +18,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -239,20 +239,12 @@ def test_a_generated_plugin_installed_from_wheels_passes_satchel_conformance(tmp
     if offline.returncode != 0:
         _run(sync, ROOT, venv_env)
     bin = venv / "bin"
-    _run(
-        [
-            uv,
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--python",
-            str(bin / "python"),
-            *map(str, wheels.glob("*.whl")),
-        ],
-        tmp_path,
-        env,
-    )
+
+    def install(found: Iterable[Path]) -> None:
+        into = str(bin / "python")
+        _run([uv, "pip", "install", "-q", "--no-deps", "--python", into, *map(str, found)], tmp_path, env)
+
+    install(wheels.glob("*.whl"))
 
     # the installed satchel writes the package (its templates are in the wheel)
     _run([str(bin / "satchel"), "new-plugin", "files"], tmp_path, env)
@@ -261,20 +253,7 @@ def test_a_generated_plugin_installed_from_wheels_passes_satchel_conformance(tmp
         tmp_path,
         env,
     )
-    _run(
-        [
-            uv,
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--python",
-            str(bin / "python"),
-            *map(str, (tmp_path / "plugin").glob("*.whl")),
-        ],
-        tmp_path,
-        env,
-    )
+    install((tmp_path / "plugin").glob("*.whl"))
 
     listed = _run([str(bin / "satchel"), "plugins"], tmp_path, env).stdout
     assert "satchel-files 0.1.0\n  schemes: files" in listed
