@@ -9,7 +9,7 @@ import sys
 
 from hypothesis import example, given
 from hypothesis import strategies as st
-from satchel._cookies import _http_date, format_http_date
+from satchel._cookies import CookieAttributes, format_http_date
 
 DEFERRED = ("pluggy", "importlib.metadata", "email.utils", "email")
 
@@ -73,6 +73,25 @@ def test_expires_date_is_byte_identical_to_email_utils(at: float) -> None:
     assert format_http_date(at) == email.utils.formatdate(at, usegmt=True)
 
 
-@given(st.integers(min_value=0, max_value=253_402_300_799))
-def test_the_cached_cookie_date_is_the_same(at: int) -> None:
-    assert _http_date(at) == email.utils.formatdate(at, usegmt=True)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=4e9), st.integers(min_value=0, max_value=10**7), st.booleans()
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_set_cookie_reuses_its_last_tail_only_for_the_same_second_age_and_secure(
+    calls: list[tuple[float, int, bool]],
+) -> None:
+    # set_cookie keeps the tail it formatted last: each header must still be what a fresh
+    # formatting gives, whatever the order of times, ages and Secure
+    cookie = CookieAttributes(
+        "SID", path="/", domain=None, secure=None, http_only=True, same_site="lax", partitioned=False
+    )
+    for now, age, secure in calls:
+        expires = email.utils.formatdate(int(now) + age, usegmt=True)
+        flag = "; Secure" if secure else ""
+        expected = f"SID=v; Max-Age={age}; Expires={expires}; Path=/; HttpOnly; SameSite=Lax{flag}"
+        assert cookie.set_cookie("v", age + 0.5, now, secure) == expected.encode()

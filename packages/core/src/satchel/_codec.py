@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import binascii
-import functools
 import hashlib
 import re
 import sys
-from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
 
-__all__ = ["b64encode", "b64decode", "store_key", "Envelope", "Record", "RECORD_OVERHEAD"]
+__all__ = [
+    "b64encode",
+    "b64decode",
+    "store_key",
+    "Envelope",
+    "ENCODER",
+    "ENVELOPES",
+    "ENVELOPE_VERSION",
+    "Record",
+    "RECORD_OVERHEAD",
+]
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _VERSION = 1
+ENVELOPE_VERSION = _VERSION
 
 
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -31,12 +40,11 @@ def b64encode(data: bytes) -> str:
 _STANDARD_ONLY = re.compile(rb"[A-Za-z0-9+/]*=*")
 
 if sys.version_info >= (3, 11):
-    # refuses stray characters, in C (a partial: no Python frame per call)
-    _a2b: Callable[[bytes], bytes] = functools.partial(binascii.a2b_base64, strict_mode=True)
+    _a2b = binascii.a2b_base64
 
 else:
 
-    def _a2b(raw: bytes) -> bytes:
+    def _a2b(raw: bytes, strict_mode: bool = True) -> bytes:
         if _STANDARD_ONLY.fullmatch(raw) is None:
             raise binascii.Error("not base64")
         return binascii.a2b_base64(raw)
@@ -44,14 +52,14 @@ else:
 
 def b64decode(text: str) -> bytes | None:
     """The bytes of canonical, unpadded base64url ``text``; ``None`` for anything else."""
-    tail = len(text) % 4
+    tail = len(text) & 3
     if tail == 1 or not text.isascii():
         return None
     # unused low bits in the last character would let two texts carry the same bytes
     if tail and _ALPHABET.find(text[-1]) & (0x0F if tail == 2 else 0x03):
         return None
-    try:
-        return _a2b(text.encode("ascii").translate(_TO_STANDARD) + _PADDING[tail])
+    try:  # strict: refuses stray characters, in C
+        return _a2b(text.encode().translate(_TO_STANDARD) + _PADDING[tail], strict_mode=True)
     except binascii.Error:
         return None
 
@@ -112,8 +120,8 @@ class Record(msgspec.Struct, array_like=True, frozen=True):
         return not self.name
 
 
-_encoder = msgspec.msgpack.Encoder()
-_envelope_decoder = msgspec.msgpack.Decoder(Envelope)
+ENCODER = msgspec.msgpack.Encoder()
+ENVELOPES = msgspec.msgpack.Decoder(Envelope)  # the stateless path opens and seals envelopes itself
 _record_decoder = msgspec.msgpack.Decoder(Record)
 _Versioned = TypeVar("_Versioned", Envelope, Record)
 
@@ -126,19 +134,6 @@ def _unpack(decoder: msgspec.msgpack.Decoder[_Versioned], raw: bytes) -> _Versio
     return value if value.version == _VERSION else None
 
 
-def pack_envelope(name: str, created: float, expires: float, data: bytes) -> bytes:
-    return _encoder.encode(Envelope(_VERSION, name, created, expires, data))
-
-
-def unpack_envelope(raw: bytes) -> Envelope | None:
-    # _unpack, written out: this runs on every request that reads a stateless session
-    try:
-        env = _envelope_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    return env if env.version == _VERSION else None
-
-
 def pack_record(
     name: str,
     created: float,
@@ -148,12 +143,12 @@ def pack_record(
     used: float = 0.0,
     attributes: dict[str, str] | None = None,
 ) -> bytes:
-    return _encoder.encode(Record(_VERSION, name, created, data, owner, used, attributes or {}))
+    return ENCODER.encode(Record(_VERSION, name, created, data, owner, used, attributes or {}))
 
 
 def pack_tombstone(successor: str = "") -> bytes:
     """A tombstone: ended, or regenerated into the session stored under ``successor``."""
-    return _encoder.encode(Record(_VERSION, "", 0.0, successor.encode("ascii")))
+    return ENCODER.encode(Record(_VERSION, "", 0.0, successor.encode("ascii")))
 
 
 def unpack_record(raw: bytes) -> Record | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -107,12 +106,6 @@ def format_http_date(at: float) -> str:
 _EPOCH = format_http_date(0)
 
 
-@functools.lru_cache(maxsize=16)
-def _http_date(at: int) -> str:
-    # one date per second and max_age: formatting it costs more than the rest of the header
-    return format_http_date(at)
-
-
 class CookieAttributes:
     """The attributes of one cookie mapping, checked once, at configuration time."""
 
@@ -169,6 +162,9 @@ class CookieAttributes:
         if partitioned:
             tail.append("Partitioned")
         self._tail = "; " + "; ".join(tail)
+        self._prefix = f"{name}=".encode("latin-1")
+        self._last_at: tuple[int, int, bool] | None = None  # set_cookie's last (expiry, max-age, secure)
+        self._last_tail = b""
         self._tail_secure = self._tail + "; Secure"
         # What every Set-Cookie of this mapping adds around the value, at most.
         self.overhead = len(f"{name}=; Max-Age=9999999999; Expires={_EPOCH}")
@@ -179,12 +175,18 @@ class CookieAttributes:
         return default if self.secure is None else self.secure
 
     def set_cookie(self, value: str, max_age: float | None, now: float, secure: bool) -> bytes:
-        tail = self._tail_secure if secure else self._tail
         if max_age is None:
-            return f"{self.name}={value}{tail}".encode("latin-1")
+            return f"{self.name}={value}{self._tail_secure if secure else self._tail}".encode("latin-1")
         seconds = max(0, int(max_age))
-        expires = _http_date(int(now) + seconds)
-        return f"{self.name}={value}; Max-Age={seconds}; Expires={expires}{tail}".encode("latin-1")
+        # everything after the value, the same for every request of the same second: the
+        # last one is kept (formatting it cost more than the rest of the response's headers)
+        at = (int(now) + seconds, seconds, secure)
+        if at != self._last_at:
+            tail = self._tail_secure if secure else self._tail
+            expires = format_http_date(at[0])
+            self._last_tail = f"; Max-Age={seconds}; Expires={expires}{tail}".encode("latin-1")
+            self._last_at = at
+        return self._prefix + value.encode("latin-1") + self._last_tail
 
     def delete_cookie(self, secure: bool) -> bytes:
         tail = self._tail_secure if secure else self._tail

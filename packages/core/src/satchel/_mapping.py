@@ -13,7 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
-from ._codec import b64decode, b64encode, pack_envelope, unpack_envelope
+from ._codec import ENCODER, ENVELOPE_VERSION, ENVELOPES, Envelope, b64decode, b64encode
 from ._cookies import COOKIE_BUDGET, CookieAttributes, SameSite
 from ._exceptions import ConfigError, SessionTooLarge
 from ._identity import id_validator, token_id
@@ -231,29 +231,35 @@ class Mapping(Generic[T]):
         if len(text) > self.max_size:
             return None
         data: bytes | None = b64decode(text)
+        if data is None:
+            return None
         reissue = False
         for t in self._decoders:
-            if data is None:
-                return None
             try:
                 data = t.decode(data)
             except Exception:  # a third-party transformer must not turn bad input into a 500
                 log.debug("%s %r: transformer %r raised on decode", self.transport, self.name, t)
                 return None
-            reissue = reissue or isinstance(data, Reissue)
-        return (bytes(data), reissue) if data is not None else None
+            if data is None:
+                return None
+            if data.__class__ is not bytes:
+                reissue = reissue or isinstance(data, Reissue)
+        return (data if data.__class__ is bytes else bytes(data)), reissue
 
     # -- stateless ----------------------------------------------------------------
 
-    def _open_stateless(self, text: str, now: float) -> tuple[bytes, float, float, bool] | None:
-        """(serialized value, created, expires, reissue) of a valid value, else ``None``."""
+    def _open_stateless(self, text: str, now: float) -> tuple[Envelope, bool] | None:
+        """The envelope of a valid value and whether it needs re-issuing, else ``None``."""
         opened = self._open(text)
         if opened is None:
             return None
-        env = unpack_envelope(opened[0])
-        if env is None or env.name != self.name:
+        try:
+            env = ENVELOPES.decode(opened[0])
+        except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         created, expires = env.created, env.expires
+        if env.version != ENVELOPE_VERSION or env.name != self.name:
+            return None
         # forged or corrupt times (NaN, inf, far future) must not reach the cookie arithmetic:
         # NaN fails every comparison, and -inf for expires is in the past
         if not (-math.inf < created <= now + CLOCK_SKEW and expires <= now + self._horizon):
@@ -265,13 +271,15 @@ class Mapping(Generic[T]):
             return None
         if self.max_lifetime is not None and created + self.max_lifetime <= now:
             return None
-        return env.data, created, expires, opened[1]
+        return env, opened[1]
 
     def _seal_stateless(self, data: bytes, created: float, now: float) -> tuple[str, float | None]:
         """The travelling text for ``data`` and its lifetime in seconds from now."""
         lifetime = self._lifetime(created, now)
         expires = now + lifetime if lifetime is not None else 0.0
-        return self._protect(pack_envelope(self.name, created, expires, data)), lifetime
+        return self._protect(
+            ENCODER.encode(Envelope(ENVELOPE_VERSION, self.name, created, expires, data))
+        ), lifetime
 
     def _lifetime(self, created: float, now: float) -> float | None:
         """Seconds from now until the session ends, idle and absolute limits together."""

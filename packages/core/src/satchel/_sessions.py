@@ -17,7 +17,7 @@ from ._cookies import cookie_values, secure_by_default
 from ._exceptions import ConfigError, SatchelError, SerializationError, SessionTooLarge
 from ._mapping import Mapping
 from ._owners import SessionInfo, check_attributes, list_owned, revoke_owner, revoke_session
-from ._state import Phase, State
+from ._state import ABSENT, CLEARED, SUPERSEDED, UNREAD, State
 
 if typing.TYPE_CHECKING:
     from ._detached import DetachedSessions
@@ -313,7 +313,7 @@ class RequestSessions:
         if self._incoming(m):
             await self._load(m, st)
         else:
-            st.phase = Phase.ABSENT
+            st.phase = ABSENT
         offered: dict[str, Any] = st.value if st.found else {}
         self._offered = scope["session"] = offered
         self._offered_in = scope
@@ -330,7 +330,7 @@ class RequestSessions:
         """
         offered = self._offered
         st = self._state(m)
-        if offered is None or st.phase in (Phase.CLEARED, Phase.SUPERSEDED):
+        if offered is None or st.phase in (CLEARED, SUPERSEDED):
             return
         # the session is still what was loaded, or what an earlier adopt made of it
         if st.value is not None and st.value is not offered:
@@ -360,7 +360,7 @@ class RequestSessions:
         st = self._states.get(m) if self._states is not None else None
         if st is None:
             st = self._state(m)
-        if st.phase is Phase.UNREAD:
+        if st.phase is UNREAD:
             if m.storage is None:  # as _load, one call less on the usual path
                 _stateless.load(self, m, st)
             else:
@@ -436,8 +436,8 @@ class RequestSessions:
             if attributes is not None:
                 st.attributes = attributes
         st.value, st.data, st.dirty = value, data, True
-        if st.phase is Phase.CLEARED:
-            st.phase = Phase.ABSENT  # a new session after the one ended (sign-in)
+        if st.phase is CLEARED:
+            st.phase = ABSENT  # a new session after the one ended (sign-in)
 
     def clear(self, key: Key) -> None:
         """End the session: the cookie is deleted and its storage entry invalidated.
@@ -477,7 +477,7 @@ class RequestSessions:
         """The handle of this request's session (see `list_owned`), or ``None`` without one."""
         m = self._sessions.mapping(key)
         st = self._state(m)
-        if st.phase is Phase.UNREAD:
+        if st.phase is UNREAD:
             await self._load(m, st)
         return st.key if st.found else None
 
@@ -494,7 +494,7 @@ class RequestSessions:
                 f"{m!r} is stateless: it has no session ID; its cookie or header value is the session"
             )
         st = self._state(m)
-        if st.phase is Phase.UNREAD:
+        if st.phase is UNREAD:
             await self._load(m, st)
         return st.id if st.found else None
 

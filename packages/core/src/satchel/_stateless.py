@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import SerializationError, SessionTooLarge
-from ._state import MAX_CANDIDATES, Phase, State
+from ._state import ABSENT, CLEARED, FOUND, MAX_CANDIDATES, UNREAD, Phase, State
 
 if TYPE_CHECKING:
     from ._mapping import Mapping
@@ -18,10 +18,13 @@ log = logging.getLogger("satchel")
 
 
 def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
-    st.phase = Phase.ABSENT
+    st.phase = ABSENT
+    texts = rs._incoming(m)
+    if not texts:
+        return
     now = rs._sessions.clock()
     refused = 0
-    for text in rs._incoming(m):
+    for text in texts:
         opened = m._open_stateless(text, now)
         if opened is None:
             log.debug("%s %r: refused an invalid or expired value", m.transport, m.name)
@@ -31,57 +34,70 @@ def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
             if refused >= MAX_CANDIDATES:
                 return
             continue
-        data, created, expires, reissue = opened
+        env = opened[0]
+        data = env.data
         try:
             value = m.serializer.decode(data)
         except SerializationError:
             log.debug("%s %r: stored value does not decode to %s", m.transport, m.name, m.type.__name__)
-            value = None
+            continue
         if value is not None:
-            st.value, st.data, st.created, st.expires = value, data, created, expires
-            st.phase, st.reissue = Phase.FOUND, reissue
+            st.value, st.data, st.created, st.expires = value, data, env.created, env.expires
+            st.phase, st.reissue = FOUND, opened[1]
             return
 
 
 def seal(rs: RequestSessions, m: Mapping[Any], st: State, data: bytes) -> None:
     """Seal ``data`` now, at ``set``, so an oversized value fails in the handler."""
-    if st.phase is Phase.UNREAD:
+    if st.phase is UNREAD:
         load(rs, m, st)
     now = rs._sessions.clock()
-    created = st.created if st.phase is Phase.FOUND else now
+    created = st.created if st.phase is FOUND else now
     text, lifetime = m._seal_stateless(data, created, now)
     m._check_size(text)
     st.sealed = (data, created, text, lifetime)
 
 
 def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[Header]) -> None:
-    if st.phase is Phase.CLEARED:
+    phase = st.phase
+    if phase is CLEARED:
         if rs._incoming(m):
             headers.append(rs._delete(m))
         return
-    if st.regen and st.phase is Phase.UNREAD:
+    if phase is UNREAD:
+        if not st.regen:
+            return  # set() and get() load: nothing was asked of this mapping
         load(rs, m, st)
-    found = st.phase is Phase.FOUND
-    if not found and not st.dirty:
+        phase = st.phase
+    if phase is not FOUND and not st.dirty:
+        return
+    if not (rs._changed(m, st) or st.reissue or st.regen) and not _due(rs, m, st, phase):
+        return
+    data = st.data
+    if data is None:
         return
     now = rs._sessions.clock()
-    stale = False
-    if found and st.expires and m.max_age is not None:
-        capped = m.max_lifetime is not None and st.expires >= st.created + m.max_lifetime - 1
-        stale = not capped and rs._stale(m, st.expires - m.max_age, now)
-    if not (rs._changed(m, st) or st.reissue or st.regen or stale) or st.data is None:
-        return
-    if st.sealed is not None and st.sealed[0] == st.data:
-        text, lifetime = st.sealed[2], st.sealed[3]
+    sealed = st.sealed
+    if sealed is not None and sealed[0] == data:  # as set() sealed it
+        text, lifetime = sealed[2], sealed[3]
     else:
-        text, lifetime = m._seal_stateless(st.data, st.created if found else now, now)
+        text, lifetime = m._seal_stateless(data, st.created if phase is FOUND else now, now)
         try:
             m._check_size(text)
         except SessionTooLarge as exc:
             # grown in place past what the transport carries, after the handler answered:
             # as for a change that would not read back, the last good value stays
-            rs._refuse(m, st, st.data, str(exc))
-            if st.sealed is None:
+            rs._refuse(m, st, data, str(exc))
+            if sealed is None:
                 return  # the client keeps the value it sent
-            text, lifetime = st.sealed[2], st.sealed[3]
+            text, lifetime = sealed[2], sealed[3]
     headers.append(rs._send(m, text, lifetime, now))
+
+
+def _due(rs: RequestSessions, m: Mapping[Any], st: State, phase: Phase) -> bool:
+    """Whether an unchanged session is due for its rolling refresh (past half its idle time)."""
+    if phase is not FOUND or not st.expires or m.max_age is None:
+        return False
+    if m.max_lifetime is not None and st.expires >= st.created + m.max_lifetime - 1:
+        return False  # capped by the absolute lifetime: sending it again would not extend it
+    return rs._stale(m, st.expires - m.max_age, rs._sessions.clock())
