@@ -105,7 +105,7 @@ class Mapping(Generic[T]):
         self.attributes = attributes
         self.header_key = name.lower().encode("latin-1")
         self.vary = "Cookie" if transport == "cookie" else name  # what a response that read it varies on
-        self._vary_value = self.vary.encode("latin-1")
+        self._vary_header = (b"vary", self.vary.encode("latin-1"))
         self.serializer: Serializer[T] = _resolve_serializer(type, serializer)
         context = f"{transport}:{name}"
         bound: list[Transformer] = []

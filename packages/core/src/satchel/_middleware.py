@@ -174,6 +174,10 @@ def sessions_of(request: Any) -> RequestSessions:
         >>> s = satchel.sessions_of(request)
         >>> cart = await s.get(Cart)
     """
+    if request.__class__ is dict:  # a scope: what a plain ASGI app passes
+        found = request.get(SCOPE_KEY)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
     scope = request if isinstance(request, dict) else getattr(request, "scope", request)
     found = scope.get(SCOPE_KEY) if isinstance(scope, (dict, MutableMapping)) else None
     if found is None:

@@ -29,6 +29,7 @@ log = logging.getLogger("satchel")
 T = TypeVar("T")
 Key = type[Any] | str
 Header = tuple[bytes, bytes]
+_PRIVATE = (b"cache-control", b"private")
 
 
 class Sessions:
@@ -245,16 +246,13 @@ class RequestSessions:
     response start only the mappings that changed are written.
     """
 
-    __slots__ = (
-        "_headers",
-        "_jar",
-        "_offered",
-        "_offered_in",
-        "_scheme",
-        "_scope_server",
-        "_sessions",
-        "_states",
-    )
+    # defaults on the class: a request sets only what it uses
+    _states: dict[Mapping[Any], State] | None = None
+    _jar: dict[str, list[str]] | None = None  # every cookie, given whole (detached sessions)
+    _offered: dict[str, Any] | None = None  # the dict given as request.session
+    # the scope that holds it, while the app runs (the middleware lets go of it after):
+    # save() takes in what the app did to request.session
+    _offered_in: MutableMapping[str, Any] | None = None
 
     def __init__(self, sessions: Sessions, scope: MutableMapping[str, Any]) -> None:
         self._sessions = sessions
@@ -264,12 +262,6 @@ class RequestSessions:
         # what decides Secure, kept as it is: most requests send no cookie at all
         self._scheme: str = scope.get("scheme", "http")
         self._scope_server = scope.get("server")
-        self._states: dict[Mapping[Any], State] | None = None
-        self._jar: dict[str, list[str]] | None = None
-        self._offered: dict[str, Any] | None = None  # the dict given as request.session
-        # the scope that holds it, while the app runs (the middleware lets go of it after):
-        # save() takes in what the app did to request.session
-        self._offered_in: MutableMapping[str, Any] | None = None
 
     # -- reading the request --------------------------------------------------------
 
@@ -357,9 +349,12 @@ class RequestSessions:
     async def get(self, key: Key) -> object | None:
         """The session of this type (or mapping name), or ``None`` when absent or invalid."""
         m = self._sessions._by_type.get(key) or self._sessions.mapping(key)
-        st = self._states.get(m) if self._states is not None else None
+        states = self._states
+        if states is None:
+            states = self._states = {}
+        st = states.get(m)
         if st is None:
-            st = self._state(m)
+            st = states[m] = State()
         if st.phase is UNREAD:
             if m.storage is None:  # as _load, one call less on the usual path
                 _stateless.load(self, m, st)
@@ -407,9 +402,12 @@ class RequestSessions:
                 raise TypeError(
                     f"set(..., key={key!r}) needs a {m.type.__name__}, got {type(value).__name__}"
                 )
-        st = self._states.get(m) if self._states is not None else None
+        states = self._states
+        if states is None:
+            states = self._states = {}
+        st = states.get(m)
         if st is None:
-            st = self._state(m)
+            st = states[m] = State()
         data = m.serializer.encode(value)
         problem = _reads_back(m, data)
         if problem is not None:  # a Struct, dataclass or TypedDict is not checked when built
@@ -417,10 +415,10 @@ class RequestSessions:
                 f"{type(value).__name__} value for {m.transport} {m.name!r} would not read back "
                 f"({problem}); fix the value before set(), or the session would be lost"
             )
-        where = f"set() of {m.transport} {m.name!r}"
         if m.owner is not None:
             m._owner_of(value)
         if attributes is not None:
+            where = f"set() of {m.transport} {m.name!r}"
             if m.storage is None:
                 raise TypeError(f"{where}: attributes are recorded in storage; this mapping is stateless")
             attributes = check_attributes(attributes, where)
@@ -428,9 +426,10 @@ class RequestSessions:
             _stateless.seal(self, m, st, data)
         else:
             limit = m.value_limit
-            overhead = RECORD_OVERHEAD + sum(
-                len(k) + len(v) for k, v in (attributes or st.attributes or {}).items()
-            )
+            recorded = attributes or st.attributes
+            overhead = RECORD_OVERHEAD
+            if recorded:
+                overhead += sum(len(k) + len(v) for k, v in recorded.items())
             if len(data) + overhead > limit:  # the record adds its header to the data
                 raise SessionTooLarge(m.name, len(data) + overhead, limit, storage=m.storage)
             if attributes is not None:
@@ -563,17 +562,14 @@ class RequestSessions:
         A server error response (5xx) writes nothing: a failed handler's half-done
         change is not kept.
         """
-        if not self._states:
+        states = self._states
+        if not states:
             return []
-        if len(self._states) == 1:
-            vary = next(iter(self._states))._vary_value
-        else:
-            vary = ", ".join({m.vary: None for m in self._states}).encode("latin-1")
         headers: list[Header] = []
         if status < 500:
             if self._sessions._server_side:
                 await self._save_all()
-            for m, st in self._states.items():
+            for m, st in states.items():
                 if st.failed:
                     continue
                 if m.storage is None:
@@ -581,8 +577,12 @@ class RequestSessions:
                 else:
                     await _server.commit(self, m, st, headers)
         if headers and self._sessions.private:  # a session travels: no shared cache may keep it
-            headers.append((b"cache-control", b"private"))
-        headers.append((b"vary", vary))
+            headers.append(_PRIVATE)
+        if len(states) == 1:
+            for m in states:
+                headers.append(m._vary_header)
+        else:
+            headers.append((b"vary", ", ".join({m.vary: None for m in states}).encode("latin-1")))
         return headers
 
     def _changed(self, m: Mapping[Any], st: State) -> bool:

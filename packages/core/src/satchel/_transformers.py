@@ -151,6 +151,7 @@ class Sign:
         # keyed once: copying a keyed HMAC skips the per-call key setup and digest lookup;
         # the C object under hmac.HMAC, where there is one, copies without Python calls
         self._macs = [_keyed(k) for k in keys]
+        self._mac = self._macs[0]  # the current key's: almost every call
 
     def bind(self, context: str) -> Sign:
         """A copy whose keys are derived for ``context`` (a mapping's transport and name)."""
@@ -160,7 +161,7 @@ class Sign:
         return bound
 
     def encode(self, data: bytes) -> bytes:
-        mac = self._macs[0].copy()
+        mac = self._mac.copy()
         mac.update(data)
         return data + mac.digest()
 
@@ -168,7 +169,7 @@ class Sign:
         if len(data) < _TAG:
             return None
         body, tag = data[:-_TAG], data[-_TAG:]
-        mac = self._macs[0].copy()
+        mac = self._mac.copy()
         mac.update(body)
         if _equal(mac.digest(), tag):  # the current key: almost every value
             return body
