@@ -197,7 +197,9 @@ async def test_authlib_signs_the_user_in_with_its_state_kept_by_satchel(
         assert done.status_code == 200, done.text
         assert done.json() == {"signed_in": "ada"}
         assert p.token_requests == before + 1
-        assert len(set_cookies(done)) == 1
+        # stateless: the new value travels; server-side: the stored session changed and the
+        # browser keeps the ID it holds, so no cookie is sent again
+        assert len(set_cookies(done)) == (1 if mapping.storage is None else 0)
         # authlib popped its state: only the user is left
         assert (await c.get("/me")).json() == {"user": "ada"}
 

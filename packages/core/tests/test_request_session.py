@@ -131,7 +131,9 @@ async def test_an_oauth_state_round_trip_through_request_session(mapping: satche
         assert redirect.headers["vary"] == "Cookie"
         done = await c.get(redirect.headers["location"])
         assert done.json() == {"signed_in": "ada"}
-        assert len(set_cookies(done)) == 1
+        # stateless: the new value travels; server-side: the stored session changed and the
+        # browser keeps the ID it holds, so no cookie is sent again
+        assert len(set_cookies(done)) == (1 if mapping.storage is None else 0)
         assert (await c.get("/me")).json() == {"name": "ada", "roles": ["admin"]}
         # the state was popped: replaying the callback fails
         assert (await c.get(redirect.headers["location"])).status_code == 400

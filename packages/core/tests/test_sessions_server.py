@@ -190,6 +190,57 @@ async def test_rolling_touch_extends_an_active_session_without_a_rewrite(client_
     assert (await client.get("/whoami")).json() == "ada"
 
 
+async def test_an_update_sends_the_id_again_only_when_its_cookie_is_due(client_for: Any) -> None:
+    """A changed session is written to storage with a fresh expiry; the browser keeps the ID
+    it holds, so the cookie travels again only past half of max_age since it was sent (as
+    for a read), and every update still lands."""
+    clock = Clock()
+    storage = CountingStorage(clock=clock)
+    client = client_for(build(storage, clock, max_age=60))
+    assert len(set_cookies(await client.get("/login"))) == 1  # a new ID travels
+    sent = client.cookies["SID"]
+    clock.advance(20)
+    storage.calls.clear()
+    response = await client.get("/visit")
+    assert response.json() == 1
+    assert "write_if" in storage.calls  # written...
+    assert set_cookies(response) == []  # ...and the ID not sent again
+    assert "private" not in response.headers.get("cache-control", "")  # nothing travels
+    assert response.headers["vary"] == "Cookie"  # still read from the cookie
+    clock.advance(20)  # 40 s since the cookie was sent: due
+    response = await client.get("/visit")
+    assert response.json() == 2
+    [again] = set_cookies(response)
+    assert "Max-Age=60" in again
+    assert client.cookies["SID"] != sent  # the same ID, with the time it was sent again
+    assert client.cookies["SID"].rpartition(".")[0] == sent.rpartition(".")[0]
+    clock.advance(50)  # 90 s after sign-in, 50 after the last send: alive
+    assert (await client.get("/visit")).json() == 3
+
+
+async def test_without_rolling_every_change_sends_the_cookie_with_a_new_max_age(client_for: Any) -> None:
+    """rolling=False: a change starts a new max_age, in the storage and in the browser."""
+    clock = Clock()
+    client = client_for(build(satchel.MemoryStorage(clock=clock), clock, max_age=60, rolling=False))
+    await client.get("/login")
+    clock.advance(10)
+    response = await client.get("/visit")
+    assert response.json() == 1
+    [again] = set_cookies(response)
+    assert "Max-Age=60" in again
+    assert set_cookies(await client.get("/whoami")) == []  # a read alone extends nothing
+
+
+async def test_a_regenerated_id_is_always_sent(client_for: Any) -> None:
+    client = client_for(build(satchel.MemoryStorage()))
+    await client.get("/login")
+    before = client.cookies["SID"]
+    [sent] = set_cookies(await client.get("/regenerate"))
+    assert sent.startswith("SID=")
+    assert client.cookies["SID"].rpartition(".")[0] != before.rpartition(".")[0]
+    assert (await client.get("/whoami")).json() == "ada"
+
+
 async def test_absolute_lifetime_is_enforced_on_the_server(client_for: Any) -> None:
     clock = Clock()
     storage = satchel.MemoryStorage(clock=clock)

@@ -237,7 +237,7 @@ async def _update(rs: RequestSessions, m: Mapping[Any], st: State, owner: str) -
         m, key, st.raw, lambda expected: _put(m, key, record, ttl, expected=expected, owner=owner)
     )
     if outcome is FOUND:
-        _written(m, st, st.id, key, record, ttl, owner)
+        _written(m, st, st.id, key, record, ttl, owner, issued=False)
     elif outcome is None:  # every attempt met a newer record: those writers came last
         log.debug("%s %r: rewritten by other requests meanwhile; their value stands", m.transport, m.name)
         st.dirty = False
@@ -333,10 +333,20 @@ async def _replace(m: Mapping[Any], key: str, expected: bytes | None) -> Phase:
 
 
 def _written(
-    m: Mapping[Any], st: State, session_id: str, key: str, record: bytes, ttl: float | None, owner: str
+    m: Mapping[Any],
+    st: State,
+    session_id: str,
+    key: str,
+    record: bytes,
+    ttl: float | None,
+    owner: str,
+    *,
+    issued: bool = True,
 ) -> None:
+    """Record a write; ``issued``: under an ID the client does not hold yet."""
     assert st.data is not None
     st.phase, st.id, st.key, st.raw, st.owner, st.dirty = FOUND, session_id, key, record, owner, False
+    st.issued = st.issued or issued
     st.sealed = (st.data, st.created, m._seal_id(session_id), ttl)
 
 
@@ -383,7 +393,10 @@ async def end_key(m: Mapping[Any], key: str, known: bytes | None = None, depth: 
 async def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[Header]) -> None:
     now = rs._sessions.clock()
     if st.sealed is not None and st.id is not None:  # written in this request
-        headers.append(rs._send(m, f"{st.sealed[2]}.{int(now)}", st.sealed[3], now))
+        # a new ID travels now; an updated session's ID only when it is due, as on a read
+        # (the client holds it already, and the storage entry got a fresh expiry)
+        if st.issued or st.reissue or not (m.rolling or m.max_age is None) or rs._stale(m, st.hint, now):
+            headers.append(rs._send(m, f"{st.sealed[2]}.{int(now)}", st.sealed[3], now))
     elif st.phase is CLEARED:
         if rs._incoming(m):
             headers.append(rs._delete(m))

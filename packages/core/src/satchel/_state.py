@@ -60,6 +60,7 @@ class State:
     key: str | None = None  # what it is stored under
     raw: bytes | None = None  # the stored record as read or written, for compare-and-set
     owner = ""  # the owner recorded with it
+    issued = False  # written under a new ID in this request: the client must get it
     attributes: dict[str, str] | None = None  # set by the handler, to record
     dead: list[tuple[str, bytes | None]] | None = None  # (key, record as read) this request ends
     stale: list[str] | None = None  # keys of unusable records: dropped, best effort
