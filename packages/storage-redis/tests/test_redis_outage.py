@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -127,6 +128,74 @@ async def test_a_reply_that_comes_after_the_deadline_is_never_taken_for_the_next
         assert await store.read("first") == b"the first session"
     finally:
         await store.aclose()
+
+
+async def test_operations_started_one_after_another_each_time_out_at_their_own_deadline(
+    server: Server, storage: RedisStorage
+) -> None:
+    """One timer watches every operation of the storage: after the first deadline it must be
+    set again for the next, so each operation ends about TIMEOUT after it began, not at the
+    first one's deadline nor never."""
+    await storage.write("staggered", b"v", None)
+    ended: list[tuple[float, float, BaseException | None]] = []
+
+    async def read_at(delay: float) -> None:
+        await anyio.sleep(delay)
+        began = time.monotonic()
+        try:
+            await storage.read("staggered")
+        except satchel.StorageError as exc:
+            ended.append((began, time.monotonic(), exc))
+        else:
+            ended.append((began, time.monotonic(), None))
+
+    server.signal(signal.SIGSTOP)
+    try:
+        with anyio.fail_after(HANG):
+            async with anyio.create_task_group() as tg:
+                for i in range(4):
+                    tg.start_soon(read_at, 0.15 * i)
+    finally:
+        server.signal(signal.SIGCONT)
+    assert len(ended) == 4
+    for began, end, exc in ended:
+        assert isinstance(exc, satchel.StorageError) and "within" in str(exc)
+        assert TIMEOUT - 0.01 <= end - began < TIMEOUT + 0.4
+    assert await storage.read("staggered") == b"v"
+
+
+async def test_a_request_cancelled_while_waiting_is_cancelled_not_timed_out(
+    server: Server, storage: RedisStorage
+) -> None:
+    """A request cancelled from outside (a client that went away) ends as cancelled: its
+    deadline neither turns that into a StorageError nor cancels anything later."""
+    await storage.write("gone", b"v", None)
+    outcome: list[str] = []
+
+    async def reader() -> None:
+        try:
+            await storage.read("gone")
+        except anyio.get_cancelled_exc_class():
+            outcome.append("cancelled")
+            raise
+        except satchel.StorageError:
+            outcome.append("storage error")
+
+    server.signal(signal.SIGSTOP)
+    try:
+        with anyio.fail_after(HANG):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(reader)
+                await anyio.sleep(0.1)
+                tg.cancel_scope.cancel()
+    finally:
+        server.signal(signal.SIGCONT)
+    assert outcome == ["cancelled"]
+    # past where the cancelled read's deadline was: a read running then is not cut short
+    with anyio.fail_after(HANG):
+        assert await storage.read("gone") == b"v"
+        await anyio.sleep(TIMEOUT)
+        assert await storage.read("gone") == b"v"
 
 
 async def test_a_server_that_accepts_connections_but_never_answers_times_out(server: Server) -> None:
