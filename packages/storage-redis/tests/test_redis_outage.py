@@ -159,7 +159,8 @@ async def test_operations_started_one_after_another_each_time_out_at_their_own_d
         server.signal(signal.SIGCONT)
     assert len(ended) == 4
     for began, end, exc in ended:
-        assert isinstance(exc, satchel.StorageError) and "within" in str(exc)
+        assert isinstance(exc, satchel.StorageError)
+        assert "within" in str(exc)
         assert TIMEOUT - 0.01 <= end - began < TIMEOUT + 0.4
     assert await storage.read("staggered") == b"v"
 
