@@ -323,6 +323,8 @@ def main() -> None:
         return
     if args.quick:
         args.sizes, args.stall_size, args.requests, args.repeat = [1000, 10_000, 100_000], 100_000, 500, 1
+    if args.requests < 1:
+        parser.error("--requests: at least 1 (the request columns are medians of them)")
     print(
         f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
         f"aiosqlite {version('aiosqlite')}, satchel-sqlite {version('satchel-sqlite')} "
