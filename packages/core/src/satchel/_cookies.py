@@ -163,8 +163,8 @@ class CookieAttributes:
             tail.append("Partitioned")
         self._tail = "; " + "; ".join(tail)
         self._prefix = f"{name}=".encode("latin-1")
-        self._last_at: tuple[int, int, bool] | None = None  # set_cookie's last (expiry, max-age, secure)
-        self._last_tail = b""
+        # set_cookie's last ((expiry, max-age, secure), the tail after the value)
+        self._last: tuple[tuple[int, int, bool] | None, bytes] = (None, b"")
         self._tail_secure = self._tail + "; Secure"
         # What every Set-Cookie of this mapping adds around the value, at most.
         self.overhead = len(f"{name}=; Max-Age=9999999999; Expires={_EPOCH}")
@@ -179,14 +179,15 @@ class CookieAttributes:
             return f"{self.name}={value}{self._tail_secure if secure else self._tail}".encode("latin-1")
         seconds = max(0, int(max_age))
         # everything after the value, the same for every request of the same second: the
-        # last one is kept (formatting it cost more than the rest of the response's headers)
+        # last one is kept (formatting it cost more than the rest of the response's headers),
+        # as one tuple read once, so threads sharing the mapping never mix two of them
         at = (int(now) + seconds, seconds, secure)
-        if at != self._last_at:
+        last = self._last
+        if last[0] != at:
             tail = self._tail_secure if secure else self._tail
             expires = format_http_date(at[0])
-            self._last_tail = f"; Max-Age={seconds}; Expires={expires}{tail}".encode("latin-1")
-            self._last_at = at
-        return self._prefix + value.encode("latin-1") + self._last_tail
+            last = self._last = (at, f"; Max-Age={seconds}; Expires={expires}{tail}".encode("latin-1"))
+        return self._prefix + value.encode("latin-1") + last[1]
 
     def delete_cookie(self, secure: bool) -> bytes:
         tail = self._tail_secure if secure else self._tail

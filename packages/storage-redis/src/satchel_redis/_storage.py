@@ -366,8 +366,11 @@ class _Watch:
         self.timer, self.timer_at = None, math.inf
         now = self.loop.time()
         soonest = math.inf
+        # a millisecond early rather than late: uvloop's timers count whole milliseconds
+        # and may fire up to one before a deadline that has a fraction of one
+        due = now + 0.001
         for deadline in self.running:
-            if deadline.at <= now:
+            if deadline.at <= due:
                 if not deadline.fired:
                     deadline.fired = True
                     deadline.task.cancel()
