@@ -6,7 +6,8 @@ out of a plain run because it takes minutes).
 
 Each contender is an app of ``bench/_http_apps.py`` served by its own uvicorn process
 (``--loop uvloop --http httptools``, one worker) on a free loopback port; a redis-server
-and a SQLite file are started and made here. Every timed run is ``wrk -t1 -c32`` for
+and a SQLite file are started and made here. Every timed run is ``wrk -t1 -c32`` (``-c`` is
+``--connections``: 1 measures a single user's requests one after another) for
 ``--duration`` seconds against one contender, with a Lua script that sends the session
 cookie:
 
@@ -288,11 +289,13 @@ class Sample:
     cpu_us: float  # server CPU per request: the uvicorn process, plus redis-server's for Redis contenders
 
 
-def wrk(server: Server, lua: Path, duration: float, admin: Redis | None = None) -> Sample:
+def wrk(
+    server: Server, lua: Path, duration: float, admin: Redis | None = None, connections: int = CONNECTIONS
+) -> Sample:
     """One timed run; any non-2xx answer or socket error stops the bench."""
     cpu = cpu_seconds(server.process.pid) + (redis_cpu(admin) if admin is not None else 0.0)
     out = subprocess.run(
-        [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{duration:g}s", "-s", str(lua), server.url],
+        [WRK, "-t1", f"-c{connections}", f"-d{duration:g}s", "-s", str(lua), server.url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
@@ -383,7 +386,7 @@ def bench(args: argparse.Namespace) -> None:
     print(", ".join([f"python {platform.python_version()}"] + [f"{n} {version(n)}" for n in libraries]))
     print(
         f"{' '.join(server_version[:3])}; {platform.machine()} x {os.cpu_count()} cores, "
-        f"{platform.system()}; wrk -t1 -c{CONNECTIONS} -d{args.duration:g}s, {args.rounds} rounds, "
+        f"{platform.system()}; wrk -t1 -c{args.connections} -d{args.duration:g}s, {args.rounds} rounds, "
         f"load average {load_average()}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
@@ -440,7 +443,8 @@ def measure(
 
     def timed(run: tuple[str, str, str], duration: float) -> Sample:
         server = running[run[0]]
-        return wrk(server, scripts[run], duration, admin if server.contender.redis else None)
+        redis_admin = admin if server.contender.redis else None
+        return wrk(server, scripts[run], duration, redis_admin, args.connections)
 
     for run in runs:  # warm up: imports, connections, scripts loaded
         timed(run, 1)
@@ -463,7 +467,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"contenders, among {list(BY_NAME)}")
     parser.add_argument("--workloads", nargs="+", default=["rmw", "ro"], choices=["rmw", "ro"])
     parser.add_argument("--schemes", nargs="+", default=["http", "https"], choices=["http", "https"])
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=CONNECTIONS,
+        help=f"wrk's connections, each one request at a time (default {CONNECTIONS}; 1: one user)",
+    )
     args = parser.parse_args(argv)
+    if args.connections < 1:
+        parser.error("--connections: at least 1")
     args.rounds = args.rounds or (1 if args.quick else 7)
     args.duration = args.duration or 2.0
     bench(args)
