@@ -349,7 +349,7 @@ class RequestSessions:
     async def get(self, key: Key) -> object | None:
         """The session of this type (or mapping name), or ``None`` when absent or invalid."""
         m = self._sessions._by_type.get(key) or self._sessions.mapping(key)
-        states = self._states
+        states = self._states  # _state(m), written out: every get and set runs it
         if states is None:
             states = self._states = {}
         st = states.get(m)
@@ -402,7 +402,7 @@ class RequestSessions:
                 raise TypeError(
                     f"set(..., key={key!r}) needs a {m.type.__name__}, got {type(value).__name__}"
                 )
-        states = self._states
+        states = self._states  # _state(m), written out: every get and set runs it
         if states is None:
             states = self._states = {}
         st = states.get(m)
