@@ -6,6 +6,7 @@ when it is back, the same storage works again. ``fail_after`` is only the hang d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,6 +55,16 @@ class Server:
         assert self.proc is not None
         os.kill(self.proc.pid, sig)
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The process stopped (SIGSTOP) inside the block: it accepts connections and
+        answers nothing; continued (SIGCONT) however the block ends."""
+        self.signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.signal(signal.SIGCONT)
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
@@ -98,12 +109,8 @@ async def test_stopped_server_raises_then_the_same_storage_recovers(
 
 async def test_paused_server_times_out_then_recovers(server: Server, storage: RedisStorage) -> None:
     await storage.write("p", b"v", None)
-    server.signal(signal.SIGSTOP)
-    try:
-        with anyio.fail_after(HANG), pytest.raises(satchel.StorageError, match="within"):
-            await storage.read("p")
-    finally:
-        server.signal(signal.SIGCONT)
+    with server.paused(), anyio.fail_after(HANG), pytest.raises(satchel.StorageError, match="within"):
+        await storage.read("p")
     assert await storage.read("p") == b"v"
 
 
@@ -117,12 +124,9 @@ async def test_a_reply_that_comes_after_the_deadline_is_never_taken_for_the_next
     try:
         await store.write("first", b"the first session", None)
         await store.write("second", b"the second session", None)
-        server.signal(signal.SIGSTOP)
-        try:
-            with anyio.fail_after(HANG), pytest.raises(satchel.StorageError, match="within"):
-                await store.read("first")
-        finally:
-            server.signal(signal.SIGCONT)
+        expected = pytest.raises(satchel.StorageError, match="within")
+        with server.paused(), anyio.fail_after(HANG), expected:
+            await store.read("first")
         # the server now answers the GET it held, on the connection the deadline gave up on
         assert await store.read("second") == b"the second session"
         assert await store.read("first") == b"the first session"
@@ -149,14 +153,11 @@ async def test_operations_started_one_after_another_each_time_out_at_their_own_d
         else:
             ended.append((began, time.monotonic(), None))
 
-    server.signal(signal.SIGSTOP)
-    try:
+    with server.paused():
         with anyio.fail_after(HANG):
             async with anyio.create_task_group() as tg:
                 for i in range(4):
                     tg.start_soon(read_at, 0.15 * i)
-    finally:
-        server.signal(signal.SIGCONT)
     assert len(ended) == 4
     for began, end, exc in ended:
         assert isinstance(exc, satchel.StorageError)
@@ -182,15 +183,12 @@ async def test_a_request_cancelled_while_waiting_is_cancelled_not_timed_out(
         except satchel.StorageError:
             outcome.append("storage error")
 
-    server.signal(signal.SIGSTOP)
-    try:
+    with server.paused():
         with anyio.fail_after(HANG):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(reader)
                 await anyio.sleep(0.1)
                 tg.cancel_scope.cancel()
-    finally:
-        server.signal(signal.SIGCONT)
     assert outcome == ["cancelled"]
     # past where the cancelled read's deadline was: a read running then is not cut short
     with anyio.fail_after(HANG):
@@ -203,12 +201,9 @@ async def test_a_server_that_accepts_connections_but_never_answers_times_out(ser
     """A stopped process still has its connections accepted by the kernel: the connect
     succeeds, and the handshake's reply never comes."""
     store = RedisStorage.from_url(server.url, namespace="mute", timeout=TIMEOUT)
-    server.signal(signal.SIGSTOP)
-    try:
-        with anyio.fail_after(HANG), pytest.raises(satchel.StorageError, match="did not answer"):
-            await store.read("m")
-    finally:
-        server.signal(signal.SIGCONT)
+    expected = pytest.raises(satchel.StorageError, match="did not answer")
+    with server.paused(), anyio.fail_after(HANG), expected:
+        await store.read("m")
     try:
         assert await store.read("m") is None
     finally:
