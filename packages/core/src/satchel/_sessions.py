@@ -276,11 +276,13 @@ class RequestSessions:
         return [v.decode("latin-1") for k, v in self._headers if k.lower() == key]
 
     def _state(self, m: Mapping[Any]) -> State:
-        if self._states is None:
-            self._states = {}
-        st = self._states.get(m)
+        """This request's state of ``m``, made on first use (get and set run this each time)."""
+        states = self._states
+        if states is None:
+            states = self._states = {}
+        st = states.get(m)
         if st is None:
-            st = self._states[m] = State()
+            st = states[m] = State()
         return st
 
     def _decode(self, m: Mapping[Any], data: bytes) -> Any:
@@ -349,12 +351,7 @@ class RequestSessions:
     async def get(self, key: Key) -> object | None:
         """The session of this type (or mapping name), or ``None`` when absent or invalid."""
         m = self._sessions._by_type.get(key) or self._sessions.mapping(key)
-        states = self._states  # _state(m), written out: every get and set runs it
-        if states is None:
-            states = self._states = {}
-        st = states.get(m)
-        if st is None:
-            st = states[m] = State()
+        st = self._state(m)
         if st.phase is UNREAD:
             if m.storage is None:  # as _load, one call less on the usual path
                 _stateless.load(self, m, st)
@@ -402,12 +399,7 @@ class RequestSessions:
                 raise TypeError(
                     f"set(..., key={key!r}) needs a {m.type.__name__}, got {type(value).__name__}"
                 )
-        states = self._states  # _state(m), written out: every get and set runs it
-        if states is None:
-            states = self._states = {}
-        st = states.get(m)
-        if st is None:
-            st = states[m] = State()
+        st = self._state(m)
         data = m.serializer.encode(value)
         problem = _reads_back(m, data)
         if problem is not None:  # a Struct, dataclass or TypedDict is not checked when built
