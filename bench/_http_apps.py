@@ -28,34 +28,13 @@ from typing import Any
 
 import msgspec
 import satchel
+from _harness import COOKIE, FIRST, FIRST_DICT, MAX_AGE, Cart
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-COOKIE = "CART"
-MAX_AGE = 14 * 24 * 3600
-
-
-class Cart(msgspec.Struct):
-    """The session every contender carries: about 200 bytes as MessagePack."""
-
-    user: str
-    roles: list[str]
-    items: list[str]
-    coupon: str | None = None
-    visits: int = 0
-
-
-FIRST = Cart(
-    user="u-5c1e0d2a-7f3b",
-    roles=["customer", "beta"],
-    items=[f"SKU-{i:04d}-blue-m" for i in range(7)],
-    coupon="WINTER10",
-)
-FIRST_DICT: dict[str, Any] = msgspec.to_builtins(FIRST)
 
 
 def _key() -> bytes:
