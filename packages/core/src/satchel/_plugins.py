@@ -11,12 +11,11 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import _hookspecs
 from ._exceptions import PluginError
-from ._types import Serializer, SessionStorage, Transformer
+from ._types import Record, Serializer, SessionStorage, Transformer
 from ._urls import redact_url
 
 __all__ = [
@@ -52,11 +51,14 @@ _PROVIDERS = {
 }
 
 
-@dataclass
-class _Entry:
-    factory: Factory
-    provider: str
-    resolved: Callable[..., Any] | None = None
+class _Entry(Record):
+    __match_args__ = ("factory", "provider", "resolved")
+    __slots__ = __match_args__
+
+    def __init__(self, factory: Factory, provider: str, resolved: Callable[..., Any] | None = None) -> None:
+        self.factory = factory
+        self.provider = provider
+        self.resolved = resolved
 
     def resolve(self) -> Callable[..., Any]:
         if self.resolved is None:
@@ -77,29 +79,62 @@ class _Entry:
         return self.resolved
 
 
-@dataclass
-class PluginInfo:
-    """One installed plugin, as ``satchel plugins`` shows it."""
+class PluginInfo(Record):
+    """One installed plugin, as ``satchel plugins`` shows it.
 
-    distribution: str
-    version: str
-    schemes: list[str] = field(default_factory=list)
-    serializers: list[str] = field(default_factory=list)
-    transformers: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-    error: str | None = None
+    Attributes:
+        distribution: the name of the distribution that provides it (``satchel-redis``).
+        version: that distribution's version.
+        schemes: the storage schemes it registered.
+        serializers: the serializer names it registered.
+        transformers: the transformer names it registered.
+        commands: the ``satchel`` subcommands it added, once the ``satchel`` command has asked.
+        error: why it failed to load, register or add its commands; ``None``: it did not.
+    """
+
+    __match_args__ = (
+        "distribution",
+        "version",
+        "schemes",
+        "serializers",
+        "transformers",
+        "commands",
+        "error",
+    )
+    __slots__ = __match_args__
+
+    def __init__(
+        self,
+        distribution: str,
+        version: str,
+        schemes: list[str] | None = None,
+        serializers: list[str] | None = None,
+        transformers: list[str] | None = None,
+        commands: list[str] | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.distribution = distribution
+        self.version = version
+        self.schemes: list[str] = [] if schemes is None else schemes
+        self.serializers: list[str] = [] if serializers is None else serializers
+        self.transformers: list[str] = [] if transformers is None else transformers
+        self.commands: list[str] = [] if commands is None else commands
+        self.error = error
 
     def failed(self, message: str) -> None:
         self.error = message if self.error is None else f"{self.error}; {message}"
 
 
-@dataclass
-class Command:
+class Command(Record):
     """A subcommand of ``satchel`` that a plugin added."""
 
-    name: str
-    help: str
-    entry: _Entry
+    __match_args__ = ("name", "help", "entry")
+    __slots__ = __match_args__
+
+    def __init__(self, name: str, help: str, entry: _Entry) -> None:
+        self.name = name
+        self.help = help
+        self.entry = entry
 
 
 class Commands:

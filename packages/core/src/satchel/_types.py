@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**options: object) -> Callable[[T], T]:
+        """Only type checkers read it (Python 3.10's `typing` does not have it)."""
+        return lambda cls: cls
+
 
 __all__ = [
     "SessionStorage",
@@ -22,6 +30,57 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class Record:
+    """Base of satchel's small data classes: ``==`` and ``repr`` from the fields, named by
+    ``__match_args__`` in the order ``__init__`` takes them (so copy and pickle work too),
+    which are also the ``__slots__``.
+
+    Written out rather than made by `dataclasses`: importing that module, and the code it
+    generates for each class, cost ``import satchel`` about 1 ms apiece
+    (bench/bench_import.py). Not a dataclass, so ``dataclasses.fields`` does not apply.
+    """
+
+    __slots__: tuple[str, ...] = ()
+    __match_args__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__match_args__)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Record) and other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    # __eq__ without __hash__: unhashable, as a mutable dataclass
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __reduce__(self) -> tuple[type[Record], tuple[Any, ...]]:
+        return type(self), self._values()
+
+
+@dataclass_transform(frozen_default=True)
+class FrozenRecord(Record):
+    """A `Record` whose fields cannot be assigned or deleted, hashable by its fields;
+    ``__init__`` sets them with ``object.__setattr__``. Type checkers read it as a frozen
+    dataclass, so they refuse an assignment too."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    if not TYPE_CHECKING:  # hidden from type checkers, which would then allow assignments
+
+        def __setattr__(self, name: str, value: object) -> None:
+            raise AttributeError(f"cannot assign to field {name!r}: {type(self).__qualname__} is frozen")
+
+        def __delattr__(self, name: str) -> None:
+            raise AttributeError(f"cannot delete field {name!r}: {type(self).__qualname__} is frozen")
 
 
 @runtime_checkable
@@ -72,8 +131,7 @@ class CompareAndSet(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class OwnedEntry:
+class OwnedEntry(FrozenRecord):
     """One session of an owner, as `OwnerIndex.list_owned` reports it.
 
     Attributes:
@@ -84,9 +142,16 @@ class OwnedEntry:
     Added in version 0.2.
     """
 
+    __match_args__ = ("id", "data", "expires")
+    __slots__ = __match_args__
     id: str
     data: bytes
     expires: float | None
+
+    def __init__(self, id: str, data: bytes, expires: float | None) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "expires", expires)
 
 
 @runtime_checkable
@@ -159,8 +224,7 @@ class Purgeable(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class StorageCapabilities:
+class StorageCapabilities(FrozenRecord):
     """What honestly varies between storages, declared as data.
 
     A storage declares it as a ``capabilities`` attribute. One that declares nothing is
@@ -174,9 +238,21 @@ class StorageCapabilities:
     Added in version 0.1.
     """
 
-    persistent: bool = True
-    max_value_size: int = 16 * 1024 * 1024
-    event_loops: frozenset[str] = field(default_factory=lambda: frozenset({"asyncio", "trio"}))
+    __match_args__ = ("persistent", "max_value_size", "event_loops")
+    __slots__ = __match_args__
+    persistent: bool
+    max_value_size: int
+    event_loops: frozenset[str]
+
+    def __init__(
+        self,
+        persistent: bool = True,
+        max_value_size: int = 16 * 1024 * 1024,
+        event_loops: frozenset[str] = frozenset({"asyncio", "trio"}),
+    ) -> None:
+        object.__setattr__(self, "persistent", persistent)
+        object.__setattr__(self, "max_value_size", max_value_size)
+        object.__setattr__(self, "event_loops", event_loops)
 
 
 _STRICTEST = StorageCapabilities()
