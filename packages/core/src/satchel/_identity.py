@@ -27,7 +27,8 @@ class TokenId:
         self.nbytes = nbytes
         # base64 without padding: 4 characters per 3 bytes, rounded up
         self.length = -(-nbytes * 4 // 3)
-        self._pattern = re.compile(rf"[A-Za-z0-9_-]{{{self.length}}}")
+        # compiled by the first is_valid: `import satchel` builds token_id, and need not pay
+        self._pattern: re.Pattern[str] | None = None
 
     def __call__(self) -> str:
         import secrets  # here, not at the top: it costs `import satchel` about 7 ms
@@ -36,7 +37,10 @@ class TokenId:
 
     def is_valid(self, value: str) -> bool:
         """Whether ``value`` has the shape of an ID this generator produces."""
-        return self._pattern.fullmatch(value) is not None
+        pattern = self._pattern
+        if pattern is None:
+            pattern = self._pattern = re.compile(rf"[A-Za-z0-9_-]{{{self.length}}}")
+        return pattern.fullmatch(value) is not None
 
     def __repr__(self) -> str:
         return f"TokenId(nbytes={self.nbytes})"
@@ -44,8 +48,6 @@ class TokenId:
 
 token_id = TokenId()
 """The default identity generator: 32 bytes from `secrets`, URL-safe (43 characters)."""
-
-_GENERIC = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
 def id_validator(generator: Callable[[], str]) -> Callable[[str], bool]:
@@ -57,4 +59,5 @@ def id_validator(generator: Callable[[], str]) -> Callable[[str], bool]:
     check = getattr(generator, "is_valid", None)
     if callable(check):
         return check  # type: ignore[no-any-return]
-    return lambda value: _GENERIC.fullmatch(value) is not None
+    generic = re.compile(r"[A-Za-z0-9_-]{16,128}")  # here, not at import: a mapping asks once
+    return lambda value: generic.fullmatch(value) is not None

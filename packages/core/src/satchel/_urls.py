@@ -12,10 +12,12 @@ MASK = "***"
 _SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "key", "credential", "sas", "sig")
 # MongoDB's KEY:value,KEY:value option, whose values can hold e.g. AWS_SESSION_TOKEN.
 _PROPERTIES = "authmechanismproperties"
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-_]*")
+# Patterns as text, compiled (and cached by `re`) on the first URL redacted: compiling
+# _HOST takes about 1 ms, which `import satchel` would pay for a rare path.
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.\-_]*"
 # One host of an authority: a name (or a percent-encoded socket path) or an [IPv6] literal,
 # then an optional numeric port.
-_HOST = re.compile(r"(\[[^\]]*\]|[A-Za-z0-9._~%!$&'()*+;=-]*)(:[0-9]*)?")
+_HOST = r"(\[[^\]]*\]|[A-Za-z0-9._~%!$&'()*+;=-]*)(:[0-9]*)?"
 
 
 def redact_url(url: str) -> str:
@@ -57,7 +59,7 @@ def redact_url(url: str) -> str:
 
 def _redact(text: str) -> str:
     scheme, sep, rest = text.partition("://")
-    if not sep or not _SCHEME.fullmatch(scheme):
+    if not sep or not re.fullmatch(_SCHEME, scheme):
         # not scheme://...: whatever comes before an '@' may be a user name and password
         _, at, tail = text.rpartition("@")
         return f"{MASK}@{_redact_tail(tail)}" if at else _redact_tail(text)
@@ -82,7 +84,7 @@ def _misplaced_at(authority: str, after: str) -> bool:
         return True
     if "@" not in query:
         return False
-    if "@" not in authority and not all(_HOST.fullmatch(host) for host in authority.split(",")):
+    if "@" not in authority and not all(re.fullmatch(_HOST, host) for host in authority.split(",")):
         return True
     return any("@" in item.partition("=")[0] for item in re.split("[&;]", query))
 
@@ -145,7 +147,7 @@ def _fallback(url: object) -> str:
     without its query; ``***`` when even that fails."""
     try:
         scheme, sep, rest = str(url).partition("://")
-        if not (sep and _SCHEME.fullmatch(scheme)):
+        if not (sep and re.fullmatch(_SCHEME, scheme)):
             return MASK
         path, question, _ = rest.rpartition("@")[2].partition("?")
         return f"{scheme}://{MASK}@{path}{'?' + MASK if question else ''}"
