@@ -4,7 +4,9 @@ Each run is a fresh interpreter: ``python -X importtime -c "import asyncio; impo
 satchel"``. The figure is satchel's cumulative time in that report (everything its import
 pulled in that asyncio had not), the median over the runs, with the biggest pieces
 under it. ``--against DIR`` also times the satchel package found in DIR (a copy of
-another revision's ``packages/core/src``), interleaved run by run with this one.
+another revision's ``packages/core/src``), interleaved run by run with this one; give it
+more than once to compare several revisions (e.g. two commits, away from the edits in
+progress in the working tree).
 
 Modules load from cached bytecode, as in any installed deployment: the runs write and
 read it under a temporary ``PYTHONPYCACHEPREFIX`` (whatever ``PYTHONDONTWRITEBYTECODE``
@@ -13,6 +15,7 @@ says), filled by a first run that is not counted, so no ``__pycache__`` lands in
     python bench/bench_import.py                       # 10 runs
     python bench/bench_import.py --runs 30
     python bench/bench_import.py --against /tmp/old-src  # before/after, interleaved
+    python bench/bench_import.py --against /tmp/a-src --against /tmp/b-src
 """
 
 from __future__ import annotations
@@ -29,7 +32,16 @@ TARGET_MS = 30.0
 # modules import satchel must leave to first use
 DEFERRED = ("pluggy", "importlib.metadata", "email.utils")
 # subtrees reported under the total (their cumulative time, where they are imported)
-PIECES = ("msgspec", "satchel._mapping", "satchel._sessions", "satchel._plugins", "satchel._identity")
+PIECES = (
+    "msgspec",
+    "dataclasses",
+    "satchel._mapping",
+    "satchel._sessions",
+    "satchel._plugins",
+    "satchel._types",
+    "satchel._owners",
+    "satchel._identity",
+)
 PROBE = (
     "import sys; import asyncio; import satchel; "
     f"print(','.join(m for m in {DEFERRED!r} if m in sys.modules))"
@@ -88,7 +100,13 @@ def report(label: str, runs: list[tuple[float, dict[str, float], str]]) -> float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--against", metavar="DIR", help="a directory holding another satchel package")
+    parser.add_argument(
+        "--against",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a directory holding another satchel package (repeatable)",
+    )
     parser.add_argument("--quick", action="store_true", help="5 runs")
     args = parser.parse_args()
     if args.quick:
@@ -98,17 +116,17 @@ def main() -> None:
         f"{platform.system()}; load average {os.getloadavg()[0]:.1f}"
     )
     here: list[tuple[float, dict[str, float], str]] = []
-    other: list[tuple[float, dict[str, float], str]] = []
+    others: dict[str, list[tuple[float, dict[str, float], str]]] = {d: [] for d in args.against}
     with tempfile.TemporaryDirectory(prefix="bench-import-") as cache:
         run_once(None, cache)  # writes the bytecode, and warms the file system cache
-        if args.against:
-            run_once(args.against, cache)
+        for directory in others:
+            run_once(directory, cache)
         for _ in range(args.runs):
             here.append(run_once(None, cache))
-            if args.against:
-                other.append(run_once(args.against, cache))
-    if args.against:
-        report(f"satchel from {args.against}", other)
+            for directory, runs in others.items():
+                runs.append(run_once(directory, cache))
+    for directory, runs in others.items():
+        report(f"satchel from {directory}", runs)
     median = report("satchel (this tree)", here)
     verdict = "met" if median <= TARGET_MS else "missed"
     print(f"target: at most {TARGET_MS:.0f} ms over asyncio: {verdict}")
