@@ -19,7 +19,8 @@ def test_an_owned_entry_is_equal_and_hashed_by_value() -> None:
     assert entry == satchel.OwnedEntry(id="a", data=b"one", expires=60.0)
     assert hash(entry) == hash(satchel.OwnedEntry("a", b"one", 60.0))
     assert entry != satchel.OwnedEntry("a", b"one", None)
-    assert entry != ("a", b"one", 60.0)  # not a tuple
+    fields: object = ("a", b"one", 60.0)
+    assert entry != fields  # not a tuple
     assert {entry, satchel.OwnedEntry("a", b"one", 60.0)} == {entry}
     assert repr(entry) == "OwnedEntry(id='a', data=b'one', expires=60.0)"
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from . import _hookspecs
 from ._exceptions import PluginError
-from ._types import Record, Serializer, SessionStorage, Transformer
+from ._types import Serializer, SessionStorage, Transformer, record
 from ._urls import redact_url
 
 __all__ = [
@@ -51,7 +51,8 @@ _PROVIDERS = {
 }
 
 
-class _Entry(Record):
+@record
+class _Entry:
     __match_args__ = ("factory", "provider", "resolved")
     __slots__ = __match_args__
 
@@ -79,7 +80,8 @@ class _Entry(Record):
         return self.resolved
 
 
-class PluginInfo(Record):
+@record
+class PluginInfo:
     """One installed plugin, as ``satchel plugins`` shows it.
 
     Attributes:
@@ -125,7 +127,8 @@ class PluginInfo(Record):
         self.error = message if self.error is None else f"{self.error}; {message}"
 
 
-class Command(Record):
+@record
+class Command:
     """A subcommand of ``satchel`` that a plugin added."""
 
     __match_args__ = ("name", "help", "entry")

@@ -5,15 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-if TYPE_CHECKING:
-    from typing_extensions import dataclass_transform
-else:
-
-    def dataclass_transform(**options: object) -> Callable[[T], T]:
-        """Only type checkers read it (Python 3.10's `typing` does not have it)."""
-        return lambda cls: cls
-
-
 __all__ = [
     "SessionStorage",
     "CompareAndSet",
@@ -27,60 +18,79 @@ __all__ = [
     "BindableTransformer",
     "Reissue",
     "IdentityGenerator",
+    "record",
+    "frozen_record",
 ]
 
 T = TypeVar("T")
 
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
 
-class Record:
-    """Base of satchel's small data classes: ``==`` and ``repr`` from the fields, named by
-    ``__match_args__`` in the order ``__init__`` takes them (so copy and pickle work too),
-    which are also the ``__slots__``.
+    def dataclass_transform(**options: object) -> Callable[[T], T]:
+        """Only type checkers read it (Python 3.10's `typing` does not have it)."""
+        return lambda cls: cls
 
-    Written out rather than made by `dataclasses`: importing that module, and the code it
-    generates for each class, cost ``import satchel`` about 1 ms apiece
-    (bench/bench_import.py). Not a dataclass, so ``dataclasses.fields`` does not apply.
-    """
 
-    __slots__: tuple[str, ...] = ()
-    __match_args__: tuple[str, ...] = ()
+# satchel's small data classes are written out, `record` and `frozen_record` adding what
+# a dataclass would: importing `dataclasses`, and the code it generates for each class,
+# cost `import satchel` about 1 ms apiece (bench/bench_import.py). The fields are named
+# by `__match_args__`, in the order `__init__` takes them, and are the `__slots__`.
 
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__match_args__)
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Record) and other.__class__ is self.__class__:
-            return self._values() == other._values()
-        return NotImplemented
+def _values(self: Any) -> tuple[Any, ...]:
+    return tuple(getattr(self, name) for name in self.__match_args__)
 
-    # __eq__ without __hash__: unhashable, as a mutable dataclass
 
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
-        return f"{type(self).__qualname__}({fields})"
+def _eq(self: Any, other: object) -> bool:
+    if other.__class__ is self.__class__:
+        return _values(self) == _values(other)
+    return NotImplemented  # type: ignore[no-any-return]
 
-    def __reduce__(self) -> tuple[type[Record], tuple[Any, ...]]:
-        return type(self), self._values()
+
+def _repr(self: Any) -> str:
+    fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+    return f"{type(self).__qualname__}({fields})"
+
+
+def _reduce(self: Any) -> tuple[type, tuple[Any, ...]]:
+    return type(self), _values(self)  # so copy and pickle call __init__ with the fields
+
+
+def _hash(self: Any) -> int:
+    return hash(_values(self))
+
+
+def _refuse_assignment(self: Any, name: str, value: object) -> None:
+    raise AttributeError(f"cannot assign to field {name!r}: {type(self).__qualname__} is frozen")
+
+
+def _refuse_deletion(self: Any, name: str) -> None:
+    raise AttributeError(f"cannot delete field {name!r}: {type(self).__qualname__} is frozen")
+
+
+def record(cls: type[T]) -> type[T]:
+    """Class decorator: ``==`` and ``repr`` from the fields, as a dataclass has; unhashable."""
+    for name, method in (("__eq__", _eq), ("__repr__", _repr), ("__reduce__", _reduce)):
+        setattr(cls, name, method)
+    setattr(cls, "__hash__", None)  # noqa: B010 - mutable and compared by value
+    return cls
 
 
 @dataclass_transform(frozen_default=True)
-class FrozenRecord(Record):
-    """A `Record` whose fields cannot be assigned or deleted, hashable by its fields;
-    ``__init__`` sets them with ``object.__setattr__``. Type checkers read it as a frozen
-    dataclass, so they refuse an assignment too."""
-
-    __slots__ = ()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    if not TYPE_CHECKING:  # hidden from type checkers, which would then allow assignments
-
-        def __setattr__(self, name: str, value: object) -> None:
-            raise AttributeError(f"cannot assign to field {name!r}: {type(self).__qualname__} is frozen")
-
-        def __delattr__(self, name: str) -> None:
-            raise AttributeError(f"cannot delete field {name!r}: {type(self).__qualname__} is frozen")
+def frozen_record(cls: type[T]) -> type[T]:
+    """Class decorator: a `record` whose fields cannot be assigned or deleted, hashed by
+    its fields. ``__init__`` sets them with ``object.__setattr__``; type checkers read the
+    class as a frozen dataclass, so they refuse an assignment too."""
+    record(cls)
+    for name, method in (
+        ("__hash__", _hash),
+        ("__setattr__", _refuse_assignment),
+        ("__delattr__", _refuse_deletion),
+    ):
+        setattr(cls, name, method)
+    return cls
 
 
 @runtime_checkable
@@ -131,7 +141,8 @@ class CompareAndSet(Protocol):
         ...
 
 
-class OwnedEntry(FrozenRecord):
+@frozen_record
+class OwnedEntry:
     """One session of an owner, as `OwnerIndex.list_owned` reports it.
 
     Attributes:
@@ -224,7 +235,8 @@ class Purgeable(Protocol):
         ...
 
 
-class StorageCapabilities(FrozenRecord):
+@frozen_record
+class StorageCapabilities:
     """What honestly varies between storages, declared as data.
 
     A storage declares it as a ``capabilities`` attribute. One that declares nothing is
