@@ -24,3 +24,13 @@ async def client_for() -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
     yield build
     for client in clients:
         await client.aclose()
+
+
+@pytest.fixture(params=["fused", "generic"])
+def both_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test twice: with the common configuration's fused path (satchel/_lane.py), and
+    with every mapping built in the test going through the generic steps alone."""
+    import satchel._mapping
+
+    monkeypatch.setattr(satchel._mapping, "LANES", request.param == "fused")
+    return str(request.param)

@@ -10,7 +10,7 @@ import satchel
 from core_helpers import KEY, make_app
 from starlette.responses import JSONResponse
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("both_paths")]
 
 
 class Cart(msgspec.Struct):

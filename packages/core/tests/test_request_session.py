@@ -21,6 +21,8 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+pytestmark = pytest.mark.usefixtures("both_paths")
+
 SIGN_KEY = "_p6ZHpng5Rwf6pgfRJfaslYjyRlMdfUq0QlDazDhb-s"
 
 

@@ -10,7 +10,7 @@ import pytest
 import satchel
 from core_helpers import KEY, OTHER_KEY, Clock, apply, make_app, set_cookies
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("both_paths")]
 
 
 class Cart(msgspec.Struct):

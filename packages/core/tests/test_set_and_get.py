@@ -17,7 +17,7 @@ import pytest
 import satchel
 from core_helpers import KEY, live_keys, request
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("both_paths")]
 
 
 class Login(msgspec.Struct):

@@ -17,9 +17,12 @@ from ._codec import ENCODER, ENVELOPE_VERSION, ENVELOPES, Envelope, b64decode, b
 from ._cookies import COOKIE_BUDGET, CookieAttributes, SameSite
 from ._exceptions import ConfigError, SessionTooLarge
 from ._identity import id_validator, token_id
+from ._lane import Lane
+from ._lane import build as build_lane
 from ._plugins import open_storage
 from ._plugins import serializer as named_serializer
-from ._serializers import MsgPackSerializer
+from ._serializers import JSONSerializer, MsgPackSerializer
+from ._transformers import Sign
 from ._types import (
     BindableTransformer,
     CompareAndSet,
@@ -37,6 +40,10 @@ __all__ = ["Mapping", "cookie", "header", "DEFAULT_MAX_AGE"]
 log = logging.getLogger("satchel")
 
 T = TypeVar("T")
+
+LANES = True
+"""Whether mappings of the common configuration get the fused path (the tests turn it off to
+run the stateless suite through the generic steps as well)."""
 
 DEFAULT_MAX_AGE = 14 * 24 * 3600.0
 """Idle timeout when ``max_age`` is not given: two weeks."""
@@ -103,6 +110,8 @@ class Mapping(Generic[T]):
         self.on_storage_error = on_storage_error
         self.max_size = max_size
         self.attributes = attributes
+        # the longest value that fits the transport, what _check_size lets pass without more ado
+        self._room = max_size if attributes is None else COOKIE_BUDGET - attributes.overhead
         self.header_key = name.lower().encode("latin-1")
         self.vary = "Cookie" if transport == "cookie" else name  # what a response that read it varies on
         self._vary_header = (b"vary", self.vary.encode("latin-1"))
@@ -175,6 +184,19 @@ class Mapping(Generic[T]):
             raise ConfigError(f"{context}: identity= only applies to server-side mappings (storage=...)")
         self.identity: IdentityGenerator = identity or token_id
         self.is_valid_id = id_validator(self.identity)
+        # The common configuration, a stateless value under one Sign with a built-in
+        # serializer, has a fused request path (_lane.py); what it does not take goes
+        # through the generic steps, which decide.
+        self._lane: Lane | None = None
+        lone = bound[0] if len(bound) == 1 else None
+        ser: Any = self.serializer
+        if (
+            LANES
+            and storage is None
+            and lone.__class__ is Sign
+            and ser.__class__ in (MsgPackSerializer, JSONSerializer)
+        ):
+            self._lane = build_lane(self, lone._mac, ser._encoder, ser._decoder)
 
     @property
     def server_side(self) -> bool:
@@ -253,8 +275,13 @@ class Mapping(Generic[T]):
         opened = self._open(text)
         if opened is None:
             return None
+        env = self._envelope(opened[0], now)
+        return None if env is None else (env, opened[1])
+
+    def _envelope(self, data: bytes, now: float) -> Envelope | None:
+        """The envelope in ``data``, if it is this mapping's and still valid at ``now``."""
         try:
-            env = ENVELOPES.decode(opened[0])
+            env = ENVELOPES.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         created, expires = env.created, env.expires
@@ -271,15 +298,14 @@ class Mapping(Generic[T]):
             return None
         if self.max_lifetime is not None and created + self.max_lifetime <= now:
             return None
-        return env, opened[1]
+        return env
 
     def _seal_stateless(self, data: bytes, created: float, now: float) -> tuple[str, float | None]:
         """The travelling text for ``data`` and its lifetime in seconds from now."""
-        lifetime = self._lifetime(created, now)
-        expires = now + lifetime if lifetime is not None else 0.0
-        return self._protect(
-            ENCODER.encode(Envelope(ENVELOPE_VERSION, self.name, created, expires, data))
-        ), lifetime
+        lifetime = self.max_age if self.max_lifetime is None else self._lifetime(created, now)
+        expires = 0.0 if lifetime is None else now + lifetime
+        body = ENCODER.encode(Envelope(ENVELOPE_VERSION, self.name, created, expires, data))
+        return self._protect(body), lifetime
 
     def _lifetime(self, created: float, now: float) -> float | None:
         """Seconds from now until the session ends, idle and absolute limits together."""
@@ -318,6 +344,7 @@ class Mapping(Generic[T]):
     # -- transport ----------------------------------------------------------------
 
     def _check_size(self, text: str) -> None:
+        """Raise `SessionTooLarge` when ``text`` does not fit (``len(text) > self._room``)."""
         if self.attributes is not None:
             size = len(text) + self.attributes.overhead
             budget = COOKIE_BUDGET

@@ -56,14 +56,23 @@ class SessionMiddleware:
         if offered is not None:  # request.session is read synchronously: load it now
             await request._offer(offered, scope)
 
-        async def send_with_sessions(message: Message) -> None:
-            if request._states and message["type"] == start:
-                if offered is not None:
-                    request._adopt(offered, scope.get("session"))
-                added = await request._commit(message.get("status", 200))
-                if added:
-                    message["headers"] = _merge(message.get("headers") or [], added)
+        async def starting(message: Message) -> None:
+            if offered is not None:
+                request._adopt(offered, scope.get("session"))
+            added = await request._commit(message.get("status", 200))
+            if added:
+                message["headers"] = _merge(message.get("headers") or [], added)
             await send(message)
+
+        # not a coroutine function: every other message (the body, websocket frames) is
+        # handed to the server's send as it is, without a coroutine of its own around it
+        def send_with_sessions(message: Message) -> Awaitable[None]:
+            if request._states and message["type"] == start:
+                added = None if offered is not None else request._commit_lane(message.get("status", 200))
+                if added is None:
+                    return starting(message)
+                message["headers"] = _merge(message.get("headers") or [], added)
+            return send(message)  # type: ignore[no-any-return]
 
         if offered is None:
             await self.app(scope, receive, send_with_sessions)

@@ -400,6 +400,9 @@ class RequestSessions:
                     f"set(..., key={key!r}) needs a {m.type.__name__}, got {type(value).__name__}"
                 )
         st = self._state(m)
+        lane = m._lane
+        if lane is not None and attributes is None and lane.set(self, st, value):
+            return  # the common configuration's fused path (_lane.py) sealed it
         data = m.serializer.encode(value)
         problem = _reads_back(m, data)
         if problem is not None:  # a Struct, dataclass or TypedDict is not checked when built
@@ -547,6 +550,18 @@ class RequestSessions:
             except BaseException:
                 st.failed = True
                 raise
+
+    def _commit_lane(self, status: int) -> list[Header] | None:
+        """`_commit`'s headers, when the request's one session has a fused path (_lane.py)
+        and the response is one it takes; ``None``: `_commit` decides."""
+        states = self._states
+        if states is None or len(states) != 1:
+            return None
+        for m, st in states.items():
+            lane = m._lane
+            if lane is not None:
+                return lane.commit(self, st, status)
+        return None
 
     async def _commit(self, status: int = 200) -> list[Header]:
         """Write the changed sessions and return the headers to add to the response.

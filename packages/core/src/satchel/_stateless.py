@@ -23,6 +23,8 @@ def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
     if not texts:
         return
     now = rs._sessions.clock()
+    if m._lane is not None and m._lane.open(st, texts[0], now):
+        return  # the common configuration's usual value, read by its fused path
     refused = 0
     for text in texts:
         opened = m._open_stateless(text, now)
@@ -54,7 +56,8 @@ def seal(rs: RequestSessions, m: Mapping[Any], st: State, data: bytes) -> None:
     now = rs._sessions.clock()
     created = st.created if st.phase is FOUND else now
     text, lifetime = m._seal_stateless(data, created, now)
-    m._check_size(text)
+    if len(text) > m._room:
+        m._check_size(text)
     st.sealed = (data, created, text, lifetime)
 
 
@@ -83,7 +86,8 @@ def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[Header
     else:
         text, lifetime = m._seal_stateless(data, st.created if phase is FOUND else now, now)
         try:
-            m._check_size(text)
+            if len(text) > m._room:
+                m._check_size(text)
         except SessionTooLarge as exc:
             # grown in place past what the transport carries, after the handler answered:
             # as for a change that would not read back, the last good value stays

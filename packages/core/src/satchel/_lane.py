@@ -1,0 +1,182 @@
+"""The fused request path of the common configuration: a stateless session under one
+`Sign`, with a built-in msgspec serializer (see ``Mapping._lane``).
+
+The generic steps of ``_stateless`` go through the transformer pipeline, the serializer's
+wrapper and a dozen small functions: about twice the Python a request needs. For the cases
+nearly every request of such an app takes (a valid value under the current key read; a
+value set; a response that sends it or only varies on it), the same steps are written out
+here once, in three functions with the mapping's settings at hand. Anything else (no
+value, a refused or expired one, a fallback key, several candidates, a clear, a
+regenerate, a value that does not encode or read back, a change made in place, a rolling
+refresh) returns ``False``/``None`` and is left to the generic steps, which decide: the
+lane never refuses what they would take, nor takes what they would refuse. The test suite
+of the stateless path runs through both (``satchel._mapping.LANES``), and a property test
+compares the two reads on valid, altered and malformed values.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hmac
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import msgspec
+
+from ._codec import (
+    _ALPHABET,
+    _PADDING,
+    _TO_STANDARD,
+    _TO_URLSAFE,
+    ENCODER,
+    ENVELOPE_VERSION,
+    ENVELOPES,
+    Envelope,
+    _a2b,
+)
+from ._cookies import secure_by_default
+from ._state import ABSENT, CLEARED, FOUND, UNREAD, State
+
+if TYPE_CHECKING:
+    from ._mapping import Mapping
+    from ._sessions import Header, RequestSessions
+
+__all__ = ["Lane", "build"]
+
+_TAG = 32  # Sign's HMAC-SHA256 tag
+_equal = hmac.compare_digest  # constant-time
+_b2a = binascii.b2a_base64
+_B64Error = binascii.Error
+_NEG_INF = -math.inf
+_PRIVATE = (b"cache-control", b"private")
+
+
+class Lane(NamedTuple):
+    open: Callable[[State, str, float], bool]
+    set: Callable[[RequestSessions, State, Any], bool]
+    commit: Callable[[RequestSessions, State, int], list[Header] | None]
+
+
+def build(m: Mapping[Any], mac0: Any, encoder: Any, decoder: Any) -> Lane:
+    """The fused path of ``m``, whose one transformer is a `Sign` keyed as ``mac0`` (its
+    current key) and whose serializer encodes and decodes with ``encoder``/``decoder``."""
+    from . import _stateless
+    from ._mapping import CLOCK_SKEW as skew
+
+    name, max_size, room, horizon = m.name, m.max_size, m._room, m._horizon
+    max_age, max_lifetime, rolling = m.max_age, m.max_lifetime, m.rolling
+    half = max_age / 2 if max_age is not None else 0.0
+    attributes, header_key, vary = m.attributes, m.header_key, m._vary_header
+    generic_load = _stateless.load
+
+    def open_(st: State, text: str, now: float) -> bool:
+        """Read ``text`` into ``st``: `Mapping._open_stateless` and the serializer, fused."""
+        size = len(text)
+        tail = size & 3
+        if size > max_size or tail == 1 or not text.isascii():
+            return False
+        # as b64decode: canonical base64url only (no unused low bits in the last character)
+        if tail and _ALPHABET.find(text[-1]) & (0x0F if tail == 2 else 0x03):
+            return False
+        try:
+            raw = _a2b(text.encode().translate(_TO_STANDARD) + _PADDING[tail], strict_mode=True)
+        except _B64Error:
+            return False
+        if len(raw) < _TAG:
+            return False
+        body = raw[:-_TAG]
+        mac = mac0.copy()
+        mac.update(body)
+        if not _equal(mac.digest(), raw[-_TAG:]):
+            return False  # forged, or signed under a fallback key (the generic steps re-issue it)
+        try:
+            env = ENVELOPES.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        created, expires = env.created, env.expires
+        if env.version != ENVELOPE_VERSION or env.name != name:
+            return False
+        # as Mapping._envelope: times that are forged, corrupt, past or beyond the horizon
+        if not (_NEG_INF < created <= now + skew and expires <= now + horizon):
+            return False
+        if expires:
+            if expires <= now:
+                return False
+        elif max_age is not None:  # cut before an idle timeout was set
+            return False
+        if max_lifetime is not None and created + max_lifetime <= now:
+            return False
+        data = env.data
+        try:
+            value = decoder.decode(data)
+        except Exception:  # the serializer's refusals: the generic steps log and skip it
+            return False
+        if value is None:
+            return False
+        st.value, st.data, st.created, st.expires = value, data, created, expires
+        st.phase = FOUND
+        return True
+
+    def set_(rs: RequestSessions, st: State, value: Any) -> bool:
+        """``RequestSessions.set`` of ``value``, sealed now; ``False``: it does not encode
+        or read back, and the generic steps raise what the serializer says."""
+        try:
+            data = encoder.encode(value)
+            decoder.decode(data)  # reads back
+        except Exception:
+            return False
+        if st.phase is UNREAD:
+            generic_load(rs, m, st)
+        now = rs._sessions.clock()
+        created = st.created if st.phase is FOUND else now
+        lifetime = max_age if max_lifetime is None else m._lifetime(created, now)
+        expires = 0.0 if lifetime is None else now + lifetime
+        body = ENCODER.encode(Envelope(ENVELOPE_VERSION, name, created, expires, data))
+        mac = mac0.copy()
+        mac.update(body)
+        text = _b2a(body + mac.digest(), newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
+        if len(text) > room:
+            m._check_size(text)  # raises SessionTooLarge, as set() does
+        st.sealed = (data, created, text, lifetime)
+        st.value, st.data, st.dirty = value, data, True
+        if st.phase is CLEARED:
+            st.phase = ABSENT
+        return True
+
+    def commit(rs: RequestSessions, st: State, status: int) -> list[Header] | None:
+        """The response headers of a request whose only session is this mapping's; ``None``
+        for anything but an unchanged read or a value sent as ``set`` sealed it."""
+        if status >= 500 or st.regen or st.reissue or st.failed:
+            return None
+        phase = st.phase
+        value = st.value
+        if value is None or not (phase is FOUND or (phase is ABSENT and st.dirty)):
+            return None
+        try:
+            data = encoder.encode(value)
+        except Exception:
+            return None
+        if data != st.data:
+            return None  # changed in place: the generic steps check it reads back
+        now = rs._sessions.clock()
+        if not st.dirty:
+            if rolling and now - (st.expires - max_age) > half:  # type: ignore[operator]
+                return None  # maybe due for its rolling refresh: the generic steps decide
+            return [vary]
+        sealed = st.sealed
+        if sealed is None or sealed[0] != data:
+            return None
+        text = sealed[2]
+        if attributes is None:
+            sent = (header_key, text.encode("latin-1"))
+        else:
+            secure = attributes.secure
+            if secure is None:
+                secure = secure_by_default(rs._scheme, rs._scope_server)
+            sent = (b"set-cookie", attributes.set_cookie(text, sealed[3], now, secure))
+        if rs._sessions.private:
+            return [sent, _PRIVATE, vary]
+        return [sent, vary]
+
+    return Lane(open_, set_, commit)
