@@ -83,7 +83,7 @@ def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: str) -> list[str
             if not sep or label.strip() != name:
                 continue
             value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
+            if value.startswith('"') and len(value) >= 2 and value[-1] == '"':
                 value = value[1:-1]
             found.append(value)
     return found

@@ -35,7 +35,7 @@ from ._codec import (
     Envelope,
     _a2b,
 )
-from ._cookies import secure_by_default
+from ._cookies import cookie_values, secure_by_default
 from ._state import ABSENT, CLEARED, FOUND, UNREAD, State
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ _PRIVATE = (b"cache-control", b"private")
 
 
 class Lane(NamedTuple):
+    read: Callable[[RequestSessions, State], None]
     open: Callable[[State, str, float], bool]
     set: Callable[[RequestSessions, State, Any], bool]
     commit: Callable[[RequestSessions, State, int], list[Header] | None]
@@ -68,7 +69,8 @@ def build(m: Mapping[Any], mac0: Any, encoder: Any, decoder: Any) -> Lane:
     max_age, max_lifetime, rolling = m.max_age, m.max_lifetime, m.rolling
     half = max_age / 2 if max_age is not None else 0.0
     attributes, header_key, vary = m.attributes, m.header_key, m._vary_header
-    generic_load = _stateless.load
+    generic_load, generic_read = _stateless.load, _stateless.read
+    cookie = m.transport == "cookie"
 
     def open_(st: State, text: str, now: float) -> bool:
         """Read ``text`` into ``st``: `Mapping._open_stateless` and the serializer, fused."""
@@ -117,6 +119,16 @@ def build(m: Mapping[Any], mac0: Any, encoder: Any, decoder: Any) -> Lane:
         st.value, st.data, st.created, st.expires = value, data, created, expires
         st.phase = FOUND
         return True
+
+    def read(rs: RequestSessions, st: State) -> None:
+        """`_stateless.load`: the first value the request sent, through `open_`, or else
+        every value sent, through the generic steps."""
+        st.phase = ABSENT
+        texts = cookie_values(rs._headers, name) if cookie and rs._jar is None else rs._incoming(m)
+        if texts:
+            now = rs._sessions.clock()
+            if not open_(st, texts[0], now):
+                generic_read(rs, m, st, texts, now)
 
     def set_(rs: RequestSessions, st: State, value: Any) -> bool:
         """``RequestSessions.set`` of ``value``, sealed now; ``False``: it does not encode
@@ -179,4 +191,4 @@ def build(m: Mapping[Any], mac0: Any, encoder: Any, decoder: Any) -> Lane:
             return [sent, _PRIVATE, vary]
         return [sent, vary]
 
-    return Lane(open_, set_, commit)
+    return Lane(read, open_, set_, commit)

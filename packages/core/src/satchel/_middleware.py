@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._exceptions import ConfigError
+from ._mapping import Mapping
 from ._sessions import RequestSessions, Sessions, require_sessions
 
 __all__ = ["SessionMiddleware", "sessions_of", "SCOPE_KEY"]
@@ -56,21 +57,13 @@ class SessionMiddleware:
         if offered is not None:  # request.session is read synchronously: load it now
             await request._offer(offered, scope)
 
-        async def starting(message: Message) -> None:
-            if offered is not None:
-                request._adopt(offered, scope.get("session"))
-            added = await request._commit(message.get("status", 200))
-            if added:
-                message["headers"] = _merge(message.get("headers") or [], added)
-            await send(message)
-
         # not a coroutine function: every other message (the body, websocket frames) is
         # handed to the server's send as it is, without a coroutine of its own around it
         def send_with_sessions(message: Message) -> Awaitable[None]:
             if request._states and message["type"] == start:
                 added = None if offered is not None else request._commit_lane(message.get("status", 200))
                 if added is None:
-                    return starting(message)
+                    return _start(request, offered, scope, send, message)
                 message["headers"] = _merge(message.get("headers") or [], added)
             return send(message)  # type: ignore[no-any-return]
 
@@ -144,6 +137,18 @@ class SessionMiddleware:
                 given = message.get("message") or ""
                 return {**message, "message": f"{given.rstrip()}\n{failed}" if given else failed}
         return message
+
+
+async def _start(
+    request: RequestSessions, offered: Mapping[Any] | None, scope: Scope, send: Send, message: Message
+) -> None:
+    """Send the response start with the sessions' headers, once what changed is written."""
+    if offered is not None:
+        request._adopt(offered, scope.get("session"))
+    added = await request._commit(message.get("status", 200))
+    if added:
+        message["headers"] = _merge(message.get("headers") or [], added)
+    await send(message)
 
 
 # what the session headers are merged into rather than added beside

@@ -352,8 +352,10 @@ class RequestSessions:
         """The session of this type (or mapping name), or ``None`` when absent or invalid."""
         m = self._sessions._by_type.get(key) or self._sessions.mapping(key)
         st = self._state(m)
-        if st.phase is UNREAD:
-            if m.storage is None:  # as _load, one call less on the usual path
+        if st.phase is UNREAD:  # as _load, with fewer calls on the usual paths
+            if m._lane is not None:
+                m._lane.read(self, st)
+            elif m.storage is None:
                 _stateless.load(self, m, st)
             else:
                 await _server.load(self, m, st)
@@ -557,11 +559,9 @@ class RequestSessions:
         states = self._states
         if states is None or len(states) != 1:
             return None
-        for m, st in states.items():
-            lane = m._lane
-            if lane is not None:
-                return lane.commit(self, st, status)
-        return None
+        ((m, st),) = states.items()
+        lane = m._lane
+        return None if lane is None else lane.commit(self, st, status)
 
     async def _commit(self, status: int = 200) -> list[Header]:
         """Write the changed sessions and return the headers to add to the response.

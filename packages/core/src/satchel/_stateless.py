@@ -12,19 +12,23 @@ if TYPE_CHECKING:
     from ._mapping import Mapping
     from ._sessions import Header, RequestSessions
 
-__all__ = ["commit", "load", "seal"]
+__all__ = ["commit", "load", "read", "seal"]
 
 log = logging.getLogger("satchel")
 
 
 def load(rs: RequestSessions, m: Mapping[Any], st: State) -> None:
+    if m._lane is not None:
+        m._lane.read(rs, st)
+        return
     st.phase = ABSENT
     texts = rs._incoming(m)
-    if not texts:
-        return
-    now = rs._sessions.clock()
-    if m._lane is not None and m._lane.open(st, texts[0], now):
-        return  # the common configuration's usual value, read by its fused path
+    if texts:
+        read(rs, m, st, texts, rs._sessions.clock())
+
+
+def read(rs: RequestSessions, m: Mapping[Any], st: State, texts: list[str], now: float) -> None:
+    """The first valid value among ``texts`` (what the request sent), into ``st``."""
     refused = 0
     for text in texts:
         opened = m._open_stateless(text, now)
