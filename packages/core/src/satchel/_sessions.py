@@ -278,8 +278,10 @@ class RequestSessions:
     def _state(self, m: Mapping[Any]) -> State:
         """This request's state of ``m``, made on first use (get and set run this each time)."""
         states = self._states
-        if states is None:
-            states = self._states = {}
+        if states is None:  # the request's first session: most requests have only one
+            st = State()
+            self._states = {m: st}
+            return st
         st = states.get(m)
         if st is None:
             st = states[m] = State()
