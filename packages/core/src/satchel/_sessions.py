@@ -282,10 +282,10 @@ class RequestSessions:
             st = State()
             self._states = {m: st}
             return st
-        st = states.get(m)
-        if st is None:
-            st = states[m] = State()
-        return st
+        found = states.get(m)
+        if found is None:
+            found = states[m] = State()
+        return found
 
     def _decode(self, m: Mapping[Any], data: bytes) -> Any:
         try:
