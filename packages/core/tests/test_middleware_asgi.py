@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import httpx
@@ -53,6 +54,26 @@ async def run(app: Any, scope: dict[str, Any], incoming: list[dict[str, Any]]) -
 
     await app(scope, receive, send)
     return sent
+
+
+@pytest.mark.parametrize("touch", [False, True])
+async def test_the_app_gets_a_send_that_is_a_coroutine_function(touch: bool) -> None:
+    """asgiref's AsyncToSync (what WsgiToAsgi hands a WSGI app) warns on every request when
+    the send it wraps is not a coroutine function."""
+    seen: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(inspect.iscoroutinefunction(send))
+        if touch:
+            satchel.sessions_of(scope).set(Cart(items=["a"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = satchel.SessionMiddleware(app, sessions_with(satchel.MemoryStorage()))
+    sent = await run(middleware, {"type": "http", "headers": [], "path": "/"}, [])
+    assert seen == [True]
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert any(k == b"set-cookie" for k, _ in sent[0]["headers"]) is touch
 
 
 async def test_websocket_accept_carries_the_session_cookie() -> None:

@@ -57,15 +57,16 @@ class SessionMiddleware:
         if offered is not None:  # request.session is read synchronously: load it now
             await request._offer(offered, scope)
 
-        # not a coroutine function: every other message (the body, websocket frames) is
-        # handed to the server's send as it is, without a coroutine of its own around it
-        def send_with_sessions(message: Message) -> Awaitable[None]:
+        # a coroutine function, as the send it stands for: some apps check (asgiref's
+        # AsyncToSync, under WsgiToAsgi, warns on every request otherwise)
+        async def send_with_sessions(message: Message) -> None:
             if request._states and message["type"] == start:
                 added = None if offered is not None else request._commit_lane(message.get("status", 200))
                 if added is None:
-                    return _start(request, offered, scope, send, message)
+                    await _start(request, offered, scope, send, message)
+                    return
                 message["headers"] = _merge(message.get("headers") or [], added)
-            return send(message)  # type: ignore[no-any-return]
+            await send(message)
 
         if offered is None:
             await self.app(scope, receive, send_with_sessions)
