@@ -227,14 +227,18 @@ class Clock:
         return self.now
 
 
-async def exchange(fused: bool, steps: list[tuple[float, str, str]]) -> list[Any]:
-    """Each step's response start through an app built with the fused path on or off: a
+async def exchange(
+    fused: bool, steps: list[tuple[float, str, str]], max_lifetime: float = 86400
+) -> list[Any]:
+    """Each step's response starts through an app built with the fused path on or off: a
     moving clock, the cookies the app set, handlers that read, change, clear and mutate."""
     satchel._mapping.LANES = fused
     try:
         clock = Clock()
         sessions = satchel.Sessions(
-            satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)], max_age=3600, max_lifetime=86400),
+            satchel.cookie(
+                Cart, "CART", transformers=[satchel.Sign(KEY)], max_age=3600, max_lifetime=max_lifetime
+            ),
             satchel.cookie(Limited, "LIM", transformers=[satchel.Sign(KEY)], max_age=600, rolling=False),
             clock=clock,
         )
@@ -249,10 +253,15 @@ async def exchange(fused: bool, steps: list[tuple[float, str, str]]) -> list[Any
             s.set(Cart(items=[*(cart.items if cart else []), "x"], total=(cart.total if cart else 0) + 1))
         elif action == "mutate" and cart is not None:
             cart.items.append("in place")
-        elif action == "mutate-after-set":
+        elif action in ("mutate-after-set", "start-twice"):
             fresh = Cart(items=["a"])
             s.set(fresh)
             fresh.total = 99
+            if action == "start-twice":  # an app that starts its response twice: same both ways
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+        elif action == "clear-then-set":  # signing in again in one request
+            s.clear(Cart)
+            s.set(Cart(items=["new"]))
         elif action == "clear":
             s.clear(Cart)
         elif action == "regenerate":
@@ -293,7 +302,7 @@ async def exchange(fused: bool, steps: list[tuple[float, str, str]]) -> list[Any
 
         await app(scope, receive, send)
         headers_out = started[0]["headers"]
-        seen.append((path, started[0]["status"], headers_out))
+        seen.append((path, [(m["status"], m["headers"]) for m in started]))
         for key, value in headers_out:
             if key == b"set-cookie":
                 name, _, rest = value.decode().partition("=")
@@ -322,6 +331,8 @@ STEPS = [
     (2007, "/clear", ""),
     (2008, "/show", ""),
     (2009, "/add", ""),
+    (2010, "/clear-then-set", ""),
+    (2011, "/start-twice", ""),
     (80_000, "/show", ""),  # idle past max_age: gone
     (80_001, "/add", ""),
     (80_002, "/show", ""),
@@ -339,17 +350,61 @@ SENT = [  # the steps of STEPS that send a cookie, as a browser would see them
     "/regenerate",
     "/clear",
     "/add",
+    "/clear-then-set",
+    "/start-twice",
     "/add",
 ]
 SHORT = [*STEPS[:4], (4000, "/add", ""), (4001, "/show", "")]  # the second add finds it expired
 
 
+CAPPED = [(0, "/add", ""), (3000, "/add", ""), (3001, "/show", "")]  # 2000 s of lifetime left
+
+
 @pytest.mark.anyio
-@pytest.mark.parametrize(("steps", "sent"), [(STEPS, SENT), (SHORT, ["/add", "/add", "/add"])])
+@pytest.mark.parametrize(
+    ("steps", "sent", "max_lifetime"),
+    [(STEPS, SENT, 86400), (SHORT, ["/add", "/add", "/add"], 86400), (CAPPED, ["/add", "/add"], 5000)],
+)
 async def test_both_paths_answer_an_exchange_byte_for_byte_alike(
-    steps: list[tuple[float, str, str]], sent: list[str]
+    steps: list[tuple[float, str, str]], sent: list[str], max_lifetime: float
 ) -> None:
-    fused, generic = await exchange(True, steps), await exchange(False, steps)
+    fused = await exchange(True, steps, max_lifetime)
+    generic = await exchange(False, steps, max_lifetime)
     assert fused == generic
     # and the exchange did what it says: written, refreshed, mutated, ended, expired
-    assert [path for path, _, headers in fused if any(k == b"set-cookie" for k, _ in headers)] == sent
+    assert [path for path, starts in fused if any(k == b"set-cookie" for k, _ in starts[0][1])] == sent
+    if steps is CAPPED:  # the absolute lifetime caps what the cookie is given
+        cookie = next(v for k, v in fused[1][1][0][1] if k == b"set-cookie")
+        assert b"; Max-Age=2000;" in cookie
+
+
+# -- the bounds of a value's times, pinned (both paths share these checks) ------------
+
+
+BOUNDS = [  # (mapping, created, expires, taken): now is NOW, the default max_age 14 days
+    ("cookie", NOW + 300, NOW + 60, True),  # clocks may disagree by 300 s
+    ("cookie", NOW + 301, NOW + 60, False),
+    ("cookie", NOW, NOW + 14 * 86400 + 300, True),
+    ("cookie", NOW, NOW + 14 * 86400 + 301, False),  # beyond what max_age could have given
+    ("cookie", NOW, NOW, False),  # idle deadline reached
+    ("cookie", NOW, NOW + 0.5, True),
+    ("cookie", -math.inf, NOW + 60, False),
+    ("cookie", math.nan, NOW + 60, False),
+    ("cookie", NOW, math.nan, False),
+    ("cookie", NOW, -math.inf, False),
+    ("cookie", NOW, 0.0, False),  # no idle deadline, where the mapping has one
+    ("no max_age", NOW, 0.0, True),
+    ("lifetime", NOW - 3600, NOW + 60, False),  # the absolute lifetime is over
+    ("lifetime", NOW - 3599, NOW + 60, True),
+]
+
+
+@pytest.mark.parametrize(("kind", "created", "expires", "taken"), BOUNDS)
+def test_a_value_is_taken_exactly_within_its_times(
+    kind: str, created: float, expires: float, taken: bool
+) -> None:
+    m = MAPPINGS[kind]()
+    text = sealed(m, 1, "CART", created, expires, m.serializer.encode(Cart(items=["in"])))
+    generic, fused = generic_open(m, text, NOW), lane_open(m, text, NOW)
+    assert (generic is not None) is taken
+    assert fused == generic
