@@ -55,7 +55,10 @@ class Lane:
 
 def build(m: Mapping[Any], mac0: Any, encoder: Any, decoder: Any) -> Lane:
     """The fused path of ``m``, whose one transformer is a `Sign` keyed as ``mac0`` (its
-    current key) and whose serializer encodes and decodes with ``encoder``/``decoder``."""
+    current key) and whose serializer encodes and decodes with ``encoder``/``decoder``.
+
+    The mapping's settings are read here, once: a mapping is configuration, never changed
+    after it is built (changing one afterwards would part the two paths)."""
     from . import _stateless
 
     name, max_size, room = m.name, m.max_size, m._room

@@ -35,7 +35,8 @@ def read(rs: RequestSessions, m: Mapping[Any], st: State, texts: list[str], now:
         if opened is None:
             log.debug("%s %r: refused an invalid or expired value", m.transport, m.name)
             # each well-formed value costs a MAC check or a decryption: a flood of
-            # duplicates must not cost more than a few (malformed ones cost nothing)
+            # duplicates must not cost more than a few (malformed ones cost nothing; the
+            # fused path of _lane.py may have checked the first one already, one more)
             refused += m._well_formed(text)
             if refused >= MAX_CANDIDATES:
                 return
