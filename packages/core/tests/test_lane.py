@@ -78,6 +78,26 @@ def test_the_common_configuration_gets_the_fused_path_and_nothing_else_does() ->
     assert [m._lane is not None for m in others] == [False, True, False, False]
 
 
+@pytest.mark.anyio
+async def test_a_sign_subclass_keeps_what_it_overrides_and_takes_the_generic_steps() -> None:
+    class Refusing(satchel.Sign):
+        """Refuses every value: say, a key being retired at once."""
+
+        def decode(self, data: bytes) -> bytes | None:
+            return None
+
+    plain = satchel.cookie(Cart, "CART", transformers=[satchel.Sign(KEY)])
+    refusing = satchel.cookie(Cart, "CART", transformers=[Refusing(KEY)])
+    assert type(refusing.transformers[0]) is Refusing
+    assert refusing._lane is None
+    text, _ = plain._seal_stateless(plain.serializer.encode(Cart(items=["x"])), NOW, NOW)
+    # the same key and name sign alike, but the subclass refuses on the way in
+    assert generic_open(plain, text, NOW) is not None
+    assert generic_open(refusing, text, NOW) is None
+    async with satchel.Sessions(refusing, clock=lambda: NOW).detached(cookies={"CART": text}) as s:
+        assert await s.get(Cart) is None
+
+
 def sealed(
     m: satchel.Mapping[Any], version: int, name: str, created: float, expires: float, data: bytes
 ) -> str:

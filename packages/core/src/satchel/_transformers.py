@@ -154,9 +154,12 @@ class Sign:
         self._mac = self._macs[0]  # the current key's: almost every call
 
     def bind(self, context: str) -> Sign:
-        """A copy whose keys are derived for ``context`` (a mapping's transport and name)."""
-        bound = Sign.__new__(Sign)
-        bound._masters = self._masters
+        """A copy whose keys are derived for ``context`` (a mapping's transport and name).
+
+        A copy of this very object: a subclass stays itself, with what it overrides."""
+        import copy
+
+        bound = copy.copy(self)
         bound._derive(context.encode())
         return bound
 
