@@ -205,6 +205,7 @@ class Step:
     status: int
     starts: int  # times the app starts its response
     scope: str  # "http" or "websocket"
+    test_client: bool  # plain http from an in-process test client: no Secure by default
     sent_along: str  # a value besides the client's own: see `Client.carts`
 
 
@@ -235,6 +236,7 @@ def draw_steps(r: random.Random) -> list[Step]:
                 status=r.choice([200, 200, 200, 302, 500]),
                 starts=r.choice([1, 1, 1, 2, 0]),
                 scope=r.choice(["http"] * 5 + ["websocket"]),
+                test_client=r.random() < 0.2,
                 sent_along=r.choice(["", "", "", "old", "forged", "repeated", "old after"]),
             )
         )
@@ -347,6 +349,11 @@ class Client:
                 self.cart = value or None
 
 
+def where(step: Step) -> tuple[str, tuple[str, int]]:
+    """The request's scheme and the scope's server."""
+    return ("http", ("testserver", 80)) if step.test_client else ("https", ("10.0.0.1", 443))
+
+
 @contextmanager
 def satchel_log() -> Iterator[list[tuple[str, str]]]:
     """What the "satchel" logger says meanwhile, every level."""
@@ -399,12 +406,13 @@ async def through_app(fused: bool, config: Config, steps: list[Step], taken: Cou
             raw = [(n.encode(), v.encode()) for n, v in headers]
             if cookies:
                 raw.append((b"cookie", "; ".join(f"{n}={v}" for n, v in cookies).encode()))
+            scheme, server = where(step)
             scope = {
                 "type": step.scope,
-                "scheme": "https" if step.scope == "http" else "wss",
+                "scheme": scheme if step.scope == "http" else scheme.replace("http", "ws"),
                 "path": "/",
                 "headers": raw,
-                "server": ("10.0.0.1", 443),
+                "server": server,
                 "step": step,
             }
             starts: list[Any] = []
@@ -440,7 +448,10 @@ async def through_detached(fused: bool, config: Config, steps: list[Step], taken
             cookies, headers = client.pairs(step, clock.now)
             log: Log = []
             try:
-                async with sessions.detached(cookies=cookies, headers=headers) as s:
+                scheme, server = where(step)
+                async with sessions.detached(
+                    cookies=cookies, headers=headers, scheme=scheme, server=server
+                ) as s:
                     await run(s, step.ops, log)
                     if step.status == 500:
                         raise Failed
@@ -467,6 +478,7 @@ def assert_the_draws_cover_everything(drawn: list[tuple[Config, list[Step]]]) ->
     assert {s.status for s in steps} == {200, 302, 500}
     assert {s.starts for s in steps} == {0, 1, 2}
     assert {s.scope for s in steps} == {"http", "websocket"}
+    assert {s.test_client for s in steps} == {True, False}
     assert {s.sent_along for s in steps} == {"", "old", "forged", "repeated", "old after"}
     assert any(s.after for s in steps)
 
