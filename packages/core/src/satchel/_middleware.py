@@ -40,6 +40,9 @@ class SessionMiddleware:
     def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
         self.app = app
         self.sessions = require_sessions(sessions, "SessionMiddleware")
+        # whether a response may be answered by a mapping's fused path (_lane.py): not
+        # when request.session is offered (its adoption runs first), nor without one
+        self._lanes = sessions._offered is None and any(m._lane is not None for m in sessions.mappings)
 
     # Any, not Scope: each framework types ASGI its own way (mappings, TypedDicts), and
     # the middleware must fit every framework's middleware slot under a type checker.
@@ -54,6 +57,7 @@ class SessionMiddleware:
         request = scope[SCOPE_KEY] = RequestSessions(self.sessions, scope)
         start = "http.response.start" if kind == "http" else "websocket.accept"
         offered = self.sessions._offered
+        lanes = self._lanes
         if offered is not None:  # request.session is read synchronously: load it now
             await request._offer(offered, scope)
 
@@ -61,7 +65,7 @@ class SessionMiddleware:
         # AsyncToSync, under WsgiToAsgi, warns on every request otherwise)
         async def send_with_sessions(message: Message) -> None:
             if request._states and message["type"] == start:
-                added = None if offered is not None else request._commit_lane(message.get("status", 200))
+                added = request._commit_lane(message.get("status", 200)) if lanes else None
                 if added is None:
                     await _start(request, offered, scope, send, message)
                     return
