@@ -349,6 +349,14 @@ class Client:
                 self.cart = value or None
 
 
+def timed(steps: list[Step], clock: Clock, client: Client) -> Iterator[tuple[Step, Any, Any]]:
+    """Each step, the clock moved to it, with the cookies and headers its client sends."""
+    for step in steps:
+        clock.now = NOW + step.at
+        cookies, headers = client.pairs(step, clock.now)
+        yield step, cookies, headers
+
+
 def where(step: Step) -> tuple[str, tuple[str, int]]:
     """The request's scheme and the scope's server."""
     return ("http", ("testserver", 80)) if step.test_client else ("https", ("10.0.0.1", 443))
@@ -400,9 +408,7 @@ async def through_app(fused: bool, config: Config, steps: list[Step], taken: Cou
     client = Client(config)
     seen: list[Any] = []
     with satchel_log() as records:
-        for step in steps:
-            clock.now = NOW + step.at
-            cookies, headers = client.pairs(step, clock.now)
+        for step, cookies, headers in timed(steps, clock, client):
             raw = [(n.encode(), v.encode()) for n, v in headers]
             if cookies:
                 raw.append((b"cookie", "; ".join(f"{n}={v}" for n, v in cookies).encode()))
@@ -443,9 +449,7 @@ async def through_detached(fused: bool, config: Config, steps: list[Step], taken
     client = Client(config)
     seen: list[Any] = []
     with satchel_log() as records:
-        for step in steps:
-            clock.now = NOW + step.at
-            cookies, headers = client.pairs(step, clock.now)
+        for step, cookies, headers in timed(steps, clock, client):
             log: Log = []
             try:
                 scheme, server = where(step)
