@@ -269,10 +269,10 @@ def count_fused(m: satchel.Mapping[Any], taken: Counter[str]) -> None:
         taken["read"] += 1
         lane.read(rs, st)
 
-    def encode(value: Any) -> bytes | None:  # what a set() the fused path takes goes through
-        data = lane.encode(value)
-        taken["set"] += data is not None
-        return data
+    def set_(rs: RequestSessions, st: State, value: Any) -> bool:
+        done = lane.set(rs, st, value)
+        taken["set"] += done
+        return done
 
     def commit(rs: RequestSessions, st: State, status: int) -> list[Header] | None:
         headers = lane.commit(rs, st, status)
@@ -281,7 +281,7 @@ def count_fused(m: satchel.Mapping[Any], taken: Counter[str]) -> None:
             taken["start that sends" if sends else "start that keeps"] += 1
         return headers
 
-    m._lane = Lane(read, lane.open, encode, commit)
+    m._lane = Lane(read, lane.open, set_, commit)
 
 
 def build(fused: bool, config: Config, clock: Clock, taken: Counter[str]) -> satchel.Sessions:

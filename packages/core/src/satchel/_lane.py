@@ -4,74 +4,84 @@
 The generic steps of ``_stateless`` go through the transformer pipeline, the serializer's
 wrapper and a dozen small functions. For the cases nearly every request of such an app
 takes (a valid value under the current key read; a value set; a response that sends it or
-only varies on it), the steps are called here directly, with the mapping's settings at hand.
-Nothing is written twice: the read calls ``b64decode``, `Sign.decode` and
-``Mapping._envelope``; a set seals through ``_stateless.seal``; the response goes out
-through ``RequestSessions._send``, and a rolling refresh is left to ``_stateless._due``'s
-decision. Anything else (no value, a refused or expired one, a fallback key, several
-candidates, a clear, a regenerate, a value that does not encode or read back, a change made
-in place, a refresh that is due) returns ``False``/``None`` and is left to the generic steps,
-which decide: the fused path never refuses what they would take, nor takes what they would
-refuse. The test suite of the stateless path runs through both (``satchel._mapping.LANES``);
-test_lane.py and test_lane_exchanges.py compare the two on valid, altered and malformed
-values, and on whole exchanges byte for byte.
+only varies on it), the same steps are written out here once, in a few functions with the
+mapping's settings at hand. The checks of what comes in are not written twice: the read
+calls the generic ``b64decode`` and ``Mapping._envelope``. Anything else (no value, a
+refused or expired one, a fallback key, several candidates, a clear, a regenerate, a value
+that does not encode or read back, a change made in place, a rolling refresh) returns
+``False``/``None`` and is left to the generic steps, which decide: the fused path never
+refuses what they would take, nor takes what they would refuse. The test suite of the
+stateless path runs through both (``satchel._mapping.LANES``); test_lane.py compares the two
+reads on valid, altered and malformed values, and two whole exchanges byte for byte.
 """
 
 from __future__ import annotations
 
+import binascii
+import hmac
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._codec import b64decode
-from ._state import ABSENT, FOUND, State
+from ._codec import _TO_URLSAFE, ENCODER, ENVELOPE_VERSION, Envelope, b64decode
+from ._cookies import cookie_values, secure_by_default
+from ._state import ABSENT, CLEARED, FOUND, UNREAD, State
 
 if TYPE_CHECKING:
     from ._mapping import Mapping
     from ._sessions import Header, RequestSessions
-    from ._transformers import Sign
 
 __all__ = ["Lane", "build"]
 
+_TAG = 32  # Sign's HMAC-SHA256 tag
+_equal = hmac.compare_digest  # constant-time
+_b2a = binascii.b2a_base64
 _PRIVATE = (b"cache-control", b"private")
 
 
 class Lane:
     """The fused path of one mapping: four functions with its settings at hand."""
 
-    __slots__ = ("commit", "encode", "open", "read")
+    __slots__ = ("commit", "open", "read", "set")
 
     def __init__(
         self,
         read: Callable[[RequestSessions, State], None],
         open: Callable[[State, str, float], bool],
-        encode: Callable[[Any], bytes | None],
+        set: Callable[[RequestSessions, State, Any], bool],
         commit: Callable[[RequestSessions, State, int], list[Header] | None],
     ) -> None:
-        self.read, self.open, self.encode, self.commit = read, open, encode, commit
+        self.read, self.open, self.set, self.commit = read, open, set, commit
 
 
-def build(m: Mapping[Any], sign: Sign, encoder: Any, decoder: Any) -> Lane:
-    """The fused path of ``m``, whose one transformer is ``sign`` (bound) and whose
-    serializer encodes and decodes with ``encoder``/``decoder``.
+def build(m: Mapping[Any], mac0: Any, encoder: Any, decoder: Any) -> Lane:
+    """The fused path of ``m``, whose one transformer is a `Sign` keyed as ``mac0`` (its
+    current key) and whose serializer encodes and decodes with ``encoder``/``decoder``.
 
     The mapping's settings are read here, once: a mapping is configuration, never changed
     after it is built (changing one afterwards would part the two paths)."""
     from . import _stateless
 
-    max_size, vary = m.max_size, m._vary_header
-    verify, envelope = sign.decode, m._envelope
-    generic_read, due = _stateless.read, _stateless._due
+    name, max_size, room = m.name, m.max_size, m._room
+    max_age, max_lifetime, rolling = m.max_age, m.max_lifetime, m.rolling
+    half = max_age / 2 if max_age is not None else 0.0
+    attributes, header_key, vary = m.attributes, m.header_key, m._vary_header
+    generic_load, generic_read = _stateless.load, _stateless.read
+    cookie = m.transport == "cookie"
+    envelope = m._envelope
 
     def open_(st: State, text: str, now: float) -> bool:
         """Read ``text`` into ``st``: `Mapping._open_stateless` and the serializer, fused."""
+        # the checks of what travels are the generic steps' own: one place for each
         if len(text) > max_size:
             return False
         raw = b64decode(text)  # canonical base64url only
-        if raw is None:
+        if raw is None or len(raw) < _TAG:
             return False
-        body = verify(raw)
-        if body.__class__ is not bytes:
-            return False  # forged (None), or under a fallback key: the generic steps re-issue it
+        body = raw[:-_TAG]
+        mac = mac0.copy()
+        mac.update(body)
+        if not _equal(mac.digest(), raw[-_TAG:]):
+            return False  # forged, or signed under a fallback key (the generic steps re-issue it)
         env = envelope(body, now)  # this mapping's, and within its times
         if env is None:
             return False
@@ -90,21 +100,37 @@ def build(m: Mapping[Any], sign: Sign, encoder: Any, decoder: Any) -> Lane:
         """`_stateless.load`: the first value the request sent, through `open_`, or else
         every value sent, through the generic steps."""
         st.phase = ABSENT
-        texts = rs._incoming(m)
+        texts = cookie_values(rs._headers, name) if cookie and rs._jar is None else rs._incoming(m)
         if texts:
             now = rs._sessions.clock()
             if not open_(st, texts[0], now):
                 generic_read(rs, m, st, texts, now)
 
-    def encode(value: Any) -> bytes | None:
-        """``value``'s bytes, checked to read back, for ``RequestSessions.set``; ``None``:
-        it does not encode or read back, and the generic steps raise what the serializer says."""
+    def set_(rs: RequestSessions, st: State, value: Any) -> bool:
+        """``RequestSessions.set`` of ``value``, sealed now; ``False``: it does not encode
+        or read back, and the generic steps raise what the serializer says."""
         try:
-            data: bytes = encoder.encode(value)
-            decoder.decode(data)
+            data = encoder.encode(value)
+            decoder.decode(data)  # reads back
         except Exception:
-            return None
-        return data
+            return False
+        if st.phase is UNREAD:
+            generic_load(rs, m, st)
+        now = rs._sessions.clock()
+        created = st.created if st.phase is FOUND else now
+        lifetime = max_age if max_lifetime is None else m._lifetime(created, now)
+        expires = 0.0 if lifetime is None else now + lifetime
+        body = ENCODER.encode(Envelope(ENVELOPE_VERSION, name, created, expires, data))
+        mac = mac0.copy()
+        mac.update(body)
+        text = _b2a(body + mac.digest(), newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
+        if len(text) > room:
+            m._check_size(text)  # raises SessionTooLarge, as set() does
+        st.sealed = (data, created, text, lifetime)
+        st.value, st.data, st.dirty = value, data, True
+        if st.phase is CLEARED:
+            st.phase = ABSENT
+        return True
 
     def commit(rs: RequestSessions, st: State, status: int) -> list[Header] | None:
         """The response headers of a request whose only session is this mapping's; ``None``
@@ -121,12 +147,24 @@ def build(m: Mapping[Any], sign: Sign, encoder: Any, decoder: Any) -> Lane:
             return None
         if data != st.data:
             return None  # changed in place: the generic steps check it reads back
+        now = rs._sessions.clock()
         if not st.dirty:
-            return None if due(rs, m, st, phase) else [vary]
+            if rolling and now - (st.expires - max_age) > half:  # type: ignore[operator]
+                return None  # maybe due for its rolling refresh: the generic steps decide
+            return [vary]
         sealed = st.sealed
         if sealed is None or sealed[0] != data:
             return None
-        sent = rs._send(m, sealed[2], sealed[3], rs._sessions.clock())
-        return [sent, _PRIVATE, vary] if rs._sessions.private else [sent, vary]
+        text = sealed[2]
+        if attributes is None:
+            sent = (header_key, text.encode("latin-1"))
+        else:
+            secure = attributes.secure
+            if secure is None:
+                secure = secure_by_default(rs._scheme, rs._scope_server)
+            sent = (b"set-cookie", attributes.set_cookie(text, sealed[3], now, secure))
+        if rs._sessions.private:
+            return [sent, _PRIVATE, vary]
+        return [sent, vary]
 
-    return Lane(read, open_, encode, commit)
+    return Lane(read, open_, set_, commit)

@@ -110,7 +110,7 @@ class Mapping(Generic[T]):
         self.on_storage_error = on_storage_error
         self.max_size = max_size
         self.attributes = attributes
-        # the longest value that fits the transport (cookie attributes included): _check_size
+        # the longest value that fits the transport, what _check_size lets pass without more ado
         self._room = max_size if attributes is None else COOKIE_BUDGET - attributes.overhead
         self.header_key = name.lower().encode("latin-1")
         self.vary = "Cookie" if transport == "cookie" else name  # what a response that read it varies on
@@ -196,7 +196,7 @@ class Mapping(Generic[T]):
             and lone.__class__ is Sign
             and ser.__class__ in (MsgPackSerializer, JSONSerializer)
         ):
-            self._lane = build_lane(self, lone, ser._encoder, ser._decoder)
+            self._lane = build_lane(self, lone._mac, ser._encoder, ser._decoder)
 
     @property
     def server_side(self) -> bool:
@@ -344,9 +344,7 @@ class Mapping(Generic[T]):
     # -- transport ----------------------------------------------------------------
 
     def _check_size(self, text: str) -> None:
-        """Raise `SessionTooLarge` when ``text`` does not fit its transport."""
-        if len(text) <= self._room:  # the usual value: no sizes to work out
-            return
+        """Raise `SessionTooLarge` when ``text`` does not fit (``len(text) > self._room``)."""
         if self.attributes is not None:
             size = len(text) + self.attributes.overhead
             budget = COOKIE_BUDGET

@@ -405,36 +405,34 @@ class RequestSessions:
                 )
         st = self._state(m)
         lane = m._lane
-        data = lane.encode(value) if lane is not None and attributes is None else None
-        if data is not None:  # the common configuration (_lane.py): encoded and read back
+        if lane is not None and attributes is None and lane.set(self, st, value):
+            return  # the common configuration's fused path (_lane.py) sealed it
+        data = m.serializer.encode(value)
+        problem = _reads_back(m, data)
+        if problem is not None:  # a Struct, dataclass or TypedDict is not checked when built
+            raise SerializationError(
+                f"{type(value).__name__} value for {m.transport} {m.name!r} would not read back "
+                f"({problem}); fix the value before set(), or the session would be lost"
+            )
+        if m.owner is not None:
+            m._owner_of(value)
+        if attributes is not None:
+            where = f"set() of {m.transport} {m.name!r}"
+            if m.storage is None:
+                raise TypeError(f"{where}: attributes are recorded in storage; this mapping is stateless")
+            attributes = check_attributes(attributes, where)
+        if m.storage is None:
             _stateless.seal(self, m, st, data)
         else:
-            data = m.serializer.encode(value)
-            problem = _reads_back(m, data)
-            if problem is not None:  # a Struct, dataclass or TypedDict is not checked when built
-                raise SerializationError(
-                    f"{type(value).__name__} value for {m.transport} {m.name!r} would not read back "
-                    f"({problem}); fix the value before set(), or the session would be lost"
-                )
-            if m.owner is not None:
-                m._owner_of(value)
+            limit = m.value_limit
+            recorded = attributes or st.attributes
+            overhead = RECORD_OVERHEAD
+            if recorded:
+                overhead += sum(len(k) + len(v) for k, v in recorded.items())
+            if len(data) + overhead > limit:  # the record adds its header to the data
+                raise SessionTooLarge(m.name, len(data) + overhead, limit, storage=m.storage)
             if attributes is not None:
-                where = f"set() of {m.transport} {m.name!r}"
-                if m.storage is None:
-                    raise TypeError(f"{where}: attributes are recorded in storage; this mapping is stateless")
-                attributes = check_attributes(attributes, where)
-            if m.storage is None:
-                _stateless.seal(self, m, st, data)
-            else:
-                limit = m.value_limit
-                recorded = attributes or st.attributes
-                overhead = RECORD_OVERHEAD
-                if recorded:
-                    overhead += sum(len(k) + len(v) for k, v in recorded.items())
-                if len(data) + overhead > limit:  # the record adds its header to the data
-                    raise SessionTooLarge(m.name, len(data) + overhead, limit, storage=m.storage)
-                if attributes is not None:
-                    st.attributes = attributes
+                st.attributes = attributes
         st.value, st.data, st.dirty = value, data, True
         if st.phase is CLEARED:
             st.phase = ABSENT  # a new session after the one ended (sign-in)

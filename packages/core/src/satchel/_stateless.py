@@ -61,7 +61,8 @@ def seal(rs: RequestSessions, m: Mapping[Any], st: State, data: bytes) -> None:
     now = rs._sessions.clock()
     created = st.created if st.phase is FOUND else now
     text, lifetime = m._seal_stateless(data, created, now)
-    m._check_size(text)
+    if len(text) > m._room:
+        m._check_size(text)
     st.sealed = (data, created, text, lifetime)
 
 
@@ -90,7 +91,8 @@ def commit(rs: RequestSessions, m: Mapping[Any], st: State, headers: list[Header
     else:
         text, lifetime = m._seal_stateless(data, st.created if phase is FOUND else now, now)
         try:
-            m._check_size(text)
+            if len(text) > m._room:
+                m._check_size(text)
         except SessionTooLarge as exc:
             # grown in place past what the transport carries, after the handler answered:
             # as for a change that would not read back, the last good value stays
