@@ -5,36 +5,36 @@ The generic steps of ``_stateless`` go through the transformer pipeline, the ser
 wrapper and a dozen small functions. For the cases nearly every request of such an app
 takes (a valid value under the current key read; a value set; a response that sends it or
 only varies on it), the same steps are written out here once, in a few functions with the
-mapping's settings at hand. The checks of what comes in are not written twice: the read
-calls the generic ``b64decode`` and ``Mapping._envelope``. Anything else (no value, a
-refused or expired one, a fallback key, several candidates, a clear, a regenerate, a value
-that does not encode or read back, a change made in place, a rolling refresh) returns
-``False``/``None`` and is left to the generic steps, which decide: the fused path never
-refuses what they would take, nor takes what they would refuse. The test suite of the
-stateless path runs through both (``satchel._mapping.LANES``); test_lane.py compares the two
-reads on valid, altered and malformed values, and two whole exchanges byte for byte.
+mapping's settings at hand. The checks are not written twice: the read calls the generic
+``b64decode``, `Sign.decode` and ``Mapping._envelope``; the response goes out through
+``RequestSessions._send`` (the ``Secure`` decision) after ``_stateless._due`` (the rolling
+refresh). What is written out is the sealing of a set (``_stateless.seal``: the envelope,
+the current key's MAC, ``b64encode``) and the cookie lookup, each a few lines whose calls
+cost more than their work on this path. Anything else (no value, a refused or expired one,
+a fallback key, several candidates, a clear, a regenerate, a value that does not encode or
+read back, a change made in place, a rolling refresh that is due) returns ``False``/``None``
+and is left to the generic steps, which decide: the fused path never refuses what they
+would take, nor takes what they would refuse. The test suite of the stateless path runs
+through both (``satchel._mapping.LANES``); test_lane.py and test_lane_exchanges.py compare
+the two on valid, altered and malformed values, and on whole exchanges byte for byte.
 """
 
 from __future__ import annotations
 
-import binascii
-import hmac
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._codec import _TO_URLSAFE, ENCODER, ENVELOPE_VERSION, Envelope, b64decode
-from ._cookies import cookie_values, secure_by_default
+from ._codec import ENCODER, ENVELOPE_VERSION, Envelope, b64decode, b64encode
+from ._cookies import cookie_values
 from ._state import ABSENT, CLEARED, FOUND, UNREAD, State
 
 if TYPE_CHECKING:
     from ._mapping import Mapping
     from ._sessions import Header, RequestSessions
+    from ._transformers import Sign
 
 __all__ = ["Lane", "build"]
 
-_TAG = 32  # Sign's HMAC-SHA256 tag
-_equal = hmac.compare_digest  # constant-time
-_b2a = binascii.b2a_base64
 _PRIVATE = (b"cache-control", b"private")
 
 
@@ -53,19 +53,18 @@ class Lane:
         self.read, self.open, self.set, self.commit = read, open, set, commit
 
 
-def build(m: Mapping[Any], mac0: Any, encoder: Any, decoder: Any) -> Lane:
-    """The fused path of ``m``, whose one transformer is a `Sign` keyed as ``mac0`` (its
-    current key) and whose serializer encodes and decodes with ``encoder``/``decoder``.
+def build(m: Mapping[Any], sign: Sign, encoder: Any, decoder: Any) -> Lane:
+    """The fused path of ``m``, whose one transformer is ``sign`` (bound) and whose
+    serializer encodes and decodes with ``encoder``/``decoder``.
 
     The mapping's settings are read here, once: a mapping is configuration, never changed
     after it is built (changing one afterwards would part the two paths)."""
     from . import _stateless
 
     name, max_size, room = m.name, m.max_size, m._room
-    max_age, max_lifetime, rolling = m.max_age, m.max_lifetime, m.rolling
-    half = max_age / 2 if max_age is not None else 0.0
-    attributes, header_key, vary = m.attributes, m.header_key, m._vary_header
-    generic_load, generic_read = _stateless.load, _stateless.read
+    max_age, max_lifetime, vary = m.max_age, m.max_lifetime, m._vary_header
+    mac0, verify = sign._mac, sign.decode  # the current key's keyed MAC seals
+    generic_load, generic_read, due = _stateless.load, _stateless.read, _stateless._due
     cookie = m.transport == "cookie"
     envelope = m._envelope
 
@@ -75,13 +74,11 @@ def build(m: Mapping[Any], mac0: Any, encoder: Any, decoder: Any) -> Lane:
         if len(text) > max_size:
             return False
         raw = b64decode(text)  # canonical base64url only
-        if raw is None or len(raw) < _TAG:
+        if raw is None:
             return False
-        body = raw[:-_TAG]
-        mac = mac0.copy()
-        mac.update(body)
-        if not _equal(mac.digest(), raw[-_TAG:]):
-            return False  # forged, or signed under a fallback key (the generic steps re-issue it)
+        body = verify(raw)  # Sign.decode: the current key's MAC first, compared in constant time
+        if body.__class__ is not bytes:
+            return False  # forged (None), or under a fallback key: the generic steps re-issue it
         env = envelope(body, now)  # this mapping's, and within its times
         if env is None:
             return False
@@ -123,7 +120,7 @@ def build(m: Mapping[Any], mac0: Any, encoder: Any, decoder: Any) -> Lane:
         body = ENCODER.encode(Envelope(ENVELOPE_VERSION, name, created, expires, data))
         mac = mac0.copy()
         mac.update(body)
-        text = _b2a(body + mac.digest(), newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
+        text = b64encode(body + mac.digest())
         if len(text) > room:
             m._check_size(text)  # raises SessionTooLarge, as set() does
         st.sealed = (data, created, text, lifetime)
@@ -147,24 +144,12 @@ def build(m: Mapping[Any], mac0: Any, encoder: Any, decoder: Any) -> Lane:
             return None
         if data != st.data:
             return None  # changed in place: the generic steps check it reads back
-        now = rs._sessions.clock()
-        if not st.dirty:
-            if rolling and now - (st.expires - max_age) > half:  # type: ignore[operator]
-                return None  # maybe due for its rolling refresh: the generic steps decide
-            return [vary]
+        if not st.dirty:  # a rolling refresh that is due goes through the generic steps
+            return None if due(rs, m, st, phase) else [vary]
         sealed = st.sealed
         if sealed is None or sealed[0] != data:
             return None
-        text = sealed[2]
-        if attributes is None:
-            sent = (header_key, text.encode("latin-1"))
-        else:
-            secure = attributes.secure
-            if secure is None:
-                secure = secure_by_default(rs._scheme, rs._scope_server)
-            sent = (b"set-cookie", attributes.set_cookie(text, sealed[3], now, secure))
-        if rs._sessions.private:
-            return [sent, _PRIVATE, vary]
-        return [sent, vary]
+        sent = rs._send(m, sealed[2], sealed[3], rs._sessions.clock())  # Secure decided there
+        return [sent, _PRIVATE, vary] if rs._sessions.private else [sent, vary]
 
     return Lane(read, open_, set_, commit)

@@ -196,7 +196,7 @@ class Mapping(Generic[T]):
             and lone.__class__ is Sign
             and ser.__class__ in (MsgPackSerializer, JSONSerializer)
         ):
-            self._lane = build_lane(self, lone._mac, ser._encoder, ser._decoder)
+            self._lane = build_lane(self, lone, ser._encoder, ser._decoder)
 
     @property
     def server_side(self) -> bool:
