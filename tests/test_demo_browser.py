@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -121,6 +121,11 @@ def _alive(element: WebElement) -> bool:
         return True
     except StaleElementReferenceException:
         return False
+    except WebDriverException as exc:
+        # asked while the next page replaces it, the browser may say so in its own words
+        if "does not belong to the document" in str(exc):
+            return False
+        raise
 
 
 def panel(driver: webdriver.Chrome, name: str) -> str:
