@@ -45,6 +45,11 @@ operations through at a time, each holding at most one connection (per node) at 
 so the pool never runs out under satchel's own traffic, and the rest wait their turn
 (FIFO) within their deadline. Storages on one pool (one cluster client) share its gate.
 
+Writes: the connections of a client the storage makes (standalone, Sentinel and
+Cluster) send the commands written during one turn of the event loop together, at the
+start of the next (see `_outbox`): the server wakes once for the commands of every
+request that ran in that turn, not once per command. A client passed in is left as it is.
+
 Closing: `aclose` disconnects the connections of a client the storage made; redis-py
 connects them again on the next command, so the storage works after it (and on another
 event loop). A client passed in is left as it is.
@@ -68,6 +73,7 @@ from urllib.parse import parse_qs
 import anyio
 from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError, redact_url
 
+from ._outbox import batched
 from ._urls import OWN_OPTIONS, Options, parse_hosts, split_options
 
 if TYPE_CHECKING:
@@ -532,6 +538,18 @@ def _gate_of(client: Any, loop: object = None) -> asyncio.Semaphore | None:
     except TypeError:  # a pool that cannot be weakly referenced: a gate of its own
         return asyncio.Semaphore(size)
     return entry[1]
+
+
+def _batch_cluster(client: Any) -> None:
+    """Batch the writes (see `_outbox`) of every node ``client`` has and will find.
+
+    redis-py's cluster client takes no connection class: its nodes are made from its
+    ``connection_kwargs``, the startup nodes already, the others as the cluster's slots
+    are read. Both are set here, before any connection is made.
+    """
+    client.connection_kwargs["connection_class"] = batched(client.connection_kwargs["connection_class"])
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = batched(node.connection_class)
 
 
 def _connected(client: Any) -> bool:
@@ -1031,6 +1049,7 @@ class RedisStorage(_RedisBase):
         except ValueError as exc:
             raise ConfigError(f"redis-py cannot use this URL or its options: {exc}") from exc
         _refuse_unknown_in_pool([*kwargs, *parse_qs(stripped.partition("?")[2])], pool)
+        pool.connection_class = batched(pool.connection_class)
         storage = cls(
             Redis.from_pool(pool),
             namespace=opts.namespace,
@@ -1067,6 +1086,7 @@ class RedisStorage(_RedisBase):
         sentinel = Sentinel(parsed.hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
         client = sentinel.master_for(service, **kwargs)
         _refuse_unknown_in_pool(kwargs, client.connection_pool)
+        client.connection_pool.connection_class = batched(client.connection_pool.connection_class)
 
         async def close_sentinels() -> None:
             # every sentinel connection is closed, even when one of them fails to close
@@ -1139,6 +1159,7 @@ class RedisClusterStorage(_RedisBase):
         kwargs = _client_kwargs(opts, startup_nodes=nodes, **parsed.credentials())
         _refuse_unknown(kwargs, RedisCluster)
         client = RedisCluster(**kwargs)
+        _batch_cluster(client)
         storage = cls(
             client,
             namespace=opts.namespace,
