@@ -75,6 +75,7 @@ from satchel import ConfigError, OwnedEntry, StorageCapabilities, StorageError, 
 
 from ._outbox import batched
 from ._urls import OWN_OPTIONS, Options, parse_hosts, split_options
+from ._wire import Wire
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
@@ -707,6 +708,8 @@ class _RedisBase:
         self._gate = _gate_of(client)
         self._gate_loop: object = None
         self._watch: _Watch  # the deadlines of the operations on _gate_loop, set with it
+        # GET and the compare-and-set packed by satchel (see _wire); None: through redis-py
+        self._wire: Wire | None = None
         self.namespace = namespace
 
     @property
@@ -814,7 +817,12 @@ class _RedisBase:
     async def read(self, id: str) -> bytes | None:
         """The stored bytes (one GET), or ``None`` when absent or expired."""
         key = self.key(id)
-        value = await self._run("read", id, lambda retrying: self._client.get(key))
+        wire = self._wire
+        if wire is not None:
+            packed_key = key.encode()
+            value = await self._run("read", id, lambda retrying: wire.get(packed_key))
+        else:
+            value = await self._run("read", id, lambda retrying: self._client.get(key))
         return None if value is None else bytes(value)
 
     async def write(self, id: str, data: bytes, ttl: float | None) -> None:
@@ -842,7 +850,12 @@ class _RedisBase:
         has_expected = "0" if expected is None else "1"
         old = b"" if expected is None else bytes(expected)
 
+        wire = self._wire
+
         def compare_and_set(retrying: bool) -> Awaitable[Any]:
+            if wire is not None:
+                packed = [has_expected.encode(), old, value, px.encode(), b"1" if retrying else b"0"]
+                return wire.script(self._script, [key.encode()], packed)
             args: list[bytes | str] = [has_expected, old, value, px, "1" if retrying else "0"]
             return self._script(keys=[key], args=args)
 
@@ -1019,6 +1032,8 @@ class RedisStorage(_RedisBase):
             owns_client=owns_client,
             on_close=on_close,
         )
+        if owns_client:
+            self._wire = Wire(client)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStorage:
