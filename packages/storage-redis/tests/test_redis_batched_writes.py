@@ -12,6 +12,8 @@ uvloop's.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 from redis.asyncio import Redis
@@ -89,3 +91,23 @@ async def test_a_client_passed_in_writes_as_it_did(satchel_redis_url: str, batch
     finally:
         await storage.aclose()
         await client.aclose()
+
+
+def test_an_event_loop_the_storage_ran_on_can_be_freed(satchel_redis_url: str) -> None:
+    # an application (or a test suite) that runs each piece of work on a loop of its own
+    # must not keep every loop it ever closed, with all it references, alive
+    async def use() -> None:
+        storage = RedisStorage.from_url(satchel_redis_url, namespace="t-batch-loop")
+        try:
+            await storage.write("x", b"X", 60)
+            assert await storage.read("x") == b"X"
+        finally:
+            await storage.aclose()
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(use())
+    loop.close()
+    freed = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert freed() is None

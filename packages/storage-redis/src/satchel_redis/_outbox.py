@@ -36,12 +36,16 @@ class _Outbox:
     __slots__ = ("__weakref__", "loop", "queued")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # weakly: the outboxes are kept per loop in a weak mapping, and a value that
+        # held its key would keep every loop that ever ran a storage alive
+        self.loop = weakref.ref(loop)
         self.queued: list[tuple[Any, Any]] = []
 
     def put(self, transport: Any, data: Any) -> None:
         if not self.queued:
-            self.loop.call_soon(self.flush)
+            loop = self.loop()
+            assert loop is not None  # a write runs on its loop, so the loop is alive
+            loop.call_soon(self.flush)
         self.queued.append((transport, data))
 
     def flush(self) -> None:
