@@ -56,3 +56,16 @@ async def test_a_cancelled_command_leaves_no_reply_behind(storage: Storage, turn
     # every connection given back answers its own next command
     again = await asyncio.gather(*(storage.read(id) for id in ids * 2))
     assert again == [id.encode() for id in ids * 2]
+
+
+async def test_the_packed_commands_encode_keys_as_the_client_does(satchel_redis_url: str) -> None:
+    # a client made to encode text in another charset writes its keys in it (SET goes
+    # through redis-py); the packed GET and compare-and-set must name the same keys
+    storage = RedisStorage.from_url(satchel_redis_url, namespace="t-wire-café", encoding="latin-1")
+    try:
+        await storage.write("x", b"X", 60)
+        assert await storage.read("x") == b"X"
+        assert await storage.write_if("x", b"Y", 60, expected=b"X")
+        assert await storage.client.get(storage.key("x")) == b"Y"
+    finally:
+        await storage.aclose()

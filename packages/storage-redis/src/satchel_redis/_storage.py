@@ -819,7 +819,7 @@ class _RedisBase:
         key = self.key(id)
         wire = self._wire
         if wire is not None:
-            packed_key = key.encode()
+            packed_key = wire.encode(key)
             value = await self._run("read", id, lambda retrying: wire.get(packed_key))
         else:
             value = await self._run("read", id, lambda retrying: self._client.get(key))
@@ -855,7 +855,7 @@ class _RedisBase:
         def compare_and_set(retrying: bool) -> Awaitable[Any]:
             if wire is not None:
                 packed = [has_expected.encode(), old, value, px.encode(), b"1" if retrying else b"0"]
-                return wire.script(self._script, [key.encode()], packed)
+                return wire.script(self._script, [wire.encode(key)], packed)
             args: list[bytes | str] = [has_expected, old, value, px, "1" if retrying else "0"]
             return self._script(keys=[key], args=args)
 

@@ -42,18 +42,27 @@ def pack(*args: bytes) -> bytes:
 class Wire:
     """Packed commands on connections of ``client``'s pool (a ``redis.asyncio.Redis``)."""
 
-    __slots__ = ("client", "pool", "take")
+    __slots__ = ("client", "encoding", "errors", "pool", "take")
 
     take: Callable[[], Awaitable[Any]]  # a connection of the pool, connected
 
     def __init__(self, client: Redis) -> None:
         self.client = client
         self.pool = pool = client.connection_pool
+        # keys are encoded as the client encodes them in every other command (its
+        # ``encoding`` and ``encoding_errors`` options), so both name the same key
+        encoder = client.get_encoder()  # type: ignore[no-untyped-call]
+        self.encoding: str = encoder.encoding
+        self.errors: str = encoder.encoding_errors
         # redis-py 5 asks for a command name (unused by its plain pools); later versions
         # warn when given one
         first = inspect.signature(pool.get_connection).parameters.get("command_name")
         needs_name = first is not None and first.default is inspect.Parameter.empty
         self.take = functools.partial(pool.get_connection, "GET") if needs_name else pool.get_connection
+
+    def encode(self, key: str) -> bytes:
+        """``key`` as the client's other commands send it."""
+        return key.encode(self.encoding, self.errors)
 
     async def send(self, packed: bytes) -> Any:
         """Send ``packed`` and return its reply (an error reply raises)."""
