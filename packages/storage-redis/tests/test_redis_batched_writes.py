@@ -92,7 +92,7 @@ async def test_a_client_passed_in_writes_as_it_did(satchel_redis_url: str, batch
     storage = RedisStorage(client, namespace="t-batch-own")
     try:
         await asyncio.gather(storage.write("mine", b"M", 60), storage.write("yours", b"Y", 60))
-        assert await asyncio.gather(storage.read("mine"), storage.read("yours")) == [b"M", b"Y"]
+        assert list(await asyncio.gather(storage.read("mine"), storage.read("yours"))) == [b"M", b"Y"]
         assert batches == []
     finally:
         await storage.aclose()

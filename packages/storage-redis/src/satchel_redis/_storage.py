@@ -594,10 +594,14 @@ def _key_prefix(namespace: str | None) -> str:
 
 def _default_retry() -> Retry:
     from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialWithJitterBackoff
+
+    try:
+        from redis.backoff import ExponentialWithJitterBackoff as Backoff
+    except ImportError:  # redis-py before 6: its exponential backoff with jitter then
+        from redis.backoff import EqualJitterBackoff as Backoff  # type: ignore[assignment]
 
     # after a first failed attempt: up to three more, 20 ms apart and growing
-    return Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), retries=2)
+    return Retry(Backoff(base=0.02, cap=0.5), retries=2)
 
 
 def _no_retry() -> Retry:
@@ -1032,8 +1036,6 @@ class RedisStorage(_RedisBase):
             owns_client=owns_client,
             on_close=on_close,
         )
-        if owns_client:
-            self._wire = Wire(client)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStorage:
@@ -1073,6 +1075,7 @@ class RedisStorage(_RedisBase):
             owns_client=True,
         )
         storage._label = redact_url(url)
+        storage._wire = Wire(storage.client)  # a client of satchel's own making only
         return storage
 
     @classmethod
@@ -1123,6 +1126,7 @@ class RedisStorage(_RedisBase):
             on_close=close_sentinels,
         )
         storage._watchers = tuple(sentinel.sentinels)
+        storage._wire = Wire(client)
         return storage
 
 
