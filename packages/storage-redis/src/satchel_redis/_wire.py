@@ -42,12 +42,15 @@ def pack(*args: bytes) -> bytes:
 class Wire:
     """Packed commands on connections of ``client``'s pool (a ``redis.asyncio.Redis``)."""
 
-    __slots__ = ("client", "encoding", "errors", "pool", "take")
+    __slots__ = ("client", "encoding", "errors", "no_script", "pool", "take")
 
     take: Callable[[], Awaitable[Any]]  # a connection of the pool, connected
 
     def __init__(self, client: Redis) -> None:
+        from redis.exceptions import NoScriptError
+
         self.client = client
+        self.no_script = NoScriptError
         self.pool = pool = client.connection_pool
         # keys are encoded as the client encodes them in every other command (its
         # ``encoding`` and ``encoding_errors`` options), so both name the same key
@@ -80,11 +83,9 @@ class Wire:
     async def script(self, script: AsyncScript, keys: list[bytes], args: list[bytes]) -> Any:
         """EVALSHA of ``script``; loaded first if the server does not have it (a restart,
         a failover, ``SCRIPT FLUSH``), as redis-py's scripts do."""
-        from redis.exceptions import NoScriptError
-
         tail = (b"%d" % len(keys), *keys, *args)
         try:
             return await self.send(pack(b"EVALSHA", script.sha.encode(), *tail))
-        except NoScriptError:
+        except self.no_script:
             script.sha = await self.client.script_load(script.script)
             return await self.send(pack(b"EVALSHA", script.sha.encode(), *tail))
