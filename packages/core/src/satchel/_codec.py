@@ -22,7 +22,7 @@ __all__ = [
     "RECORD_OVERHEAD",
 ]
 
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _VERSION = 1
 ENVELOPE_VERSION = _VERSION
 
@@ -50,16 +50,17 @@ else:
         return binascii.a2b_base64(raw)
 
 
-def b64decode(text: str) -> bytes | None:
+def b64decode(text: str | bytes) -> bytes | None:
     """The bytes of canonical, unpadded base64url ``text``; ``None`` for anything else."""
     tail = len(text) & 3
     if tail == 1 or not text.isascii():
         return None
+    raw = text if text.__class__ is bytes else text.encode()  # type: ignore[union-attr]
     # unused low bits in the last character would let two texts carry the same bytes
-    if tail and _ALPHABET.find(text[-1]) & (0x0F if tail == 2 else 0x03):
+    if tail and _ALPHABET.find(raw[-1]) & (0x0F if tail == 2 else 0x03):
         return None
     try:  # strict: refuses stray characters, in C
-        return _a2b(text.encode().translate(_TO_STANDARD) + _PADDING[tail], strict_mode=True)
+        return _a2b(raw.translate(_TO_STANDARD) + _PADDING[tail], strict_mode=True)
     except binascii.Error:
         return None
 

@@ -8,7 +8,14 @@ from typing import Any, Literal
 
 from ._exceptions import ConfigError
 
-__all__ = ["CookieAttributes", "cookie_values", "parse_cookie_header", "secure_by_default", "COOKIE_BUDGET"]
+__all__ = [
+    "CookieAttributes",
+    "cookie_bytes",
+    "cookie_values",
+    "parse_cookie_header",
+    "secure_by_default",
+    "COOKIE_BUDGET",
+]
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -69,21 +76,29 @@ def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: str) -> list[str
     Every value sent under the name is kept, as there (a planted cookie cannot hide the
     real one).
     """
-    found: list[str] = []
+    return [value.decode("latin-1") for value in cookie_bytes(headers, name.encode("latin-1"))]
+
+
+# what str.strip() removes from a Cookie header read as latin-1: the header stays bytes
+_SPACE = bytes(c for c in range(256) if chr(c).isspace())
+
+
+def cookie_bytes(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """`cookie_values`, in bytes as the headers came (``name`` encoded as latin-1)."""
+    found: list[bytes] = []
+    # find(), not ``in``: bytes' ``in`` tries its operand as an int first, and formats the
+    # TypeError that refuses it, at every test
     for key, raw in headers:
-        if key != b"cookie":
+        if key != b"cookie" or raw.find(name) < 0:  # not one, or one of a page with no session yet
             continue
-        text = raw.decode("latin-1")
-        if name not in text:  # the usual request of a page that has no session yet
-            continue
-        for chunk in text.split(";"):
-            if name not in chunk:
+        for chunk in raw.split(b";"):
+            if chunk.find(name) < 0:
                 continue
-            label, sep, value = chunk.partition("=")
-            if not sep or label.strip() != name:
+            label, sep, value = chunk.partition(b"=")
+            if not sep or label.strip(_SPACE) != name:
                 continue
-            value = value.strip()
-            if value.startswith('"') and len(value) >= 2 and value[-1] == '"':
+            value = value.strip(_SPACE)
+            if value[:1] == b'"' and len(value) >= 2 and value[-1] == 0x22:
                 value = value[1:-1]
             found.append(value)
     return found

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._codec import ENCODER, ENVELOPE_VERSION, Envelope, b64decode, b64encode
-from ._cookies import cookie_values
+from ._cookies import cookie_bytes
 from ._state import ABSENT, CLEARED, FOUND, UNREAD, State
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class Lane:
     def __init__(
         self,
         read: Callable[[RequestSessions, State], None],
-        open: Callable[[State, str, float], bool],
+        open: Callable[[State, str | bytes, float], bool],
         set: Callable[[RequestSessions, State, Any], bool],
         commit: Callable[[RequestSessions, State, int], list[Header] | None],
     ) -> None:
@@ -66,9 +66,10 @@ def build(m: Mapping[Any], sign: Sign, encoder: Any, decoder: Any) -> Lane:
     mac0, verify = sign._mac, sign.decode  # the current key's keyed MAC seals
     generic_load, generic_read, due = _stateless.load, _stateless.read, _stateless._due
     cookie = m.transport == "cookie"
+    raw_name = name.encode("latin-1")
     envelope = m._envelope
 
-    def open_(st: State, text: str, now: float) -> bool:
+    def open_(st: State, text: str | bytes, now: float) -> bool:
         """Read ``text`` into ``st``: `Mapping._open_stateless` and the serializer, fused."""
         # the checks of what travels are the generic steps' own: one place for each
         if len(text) > max_size:
@@ -97,11 +98,18 @@ def build(m: Mapping[Any], sign: Sign, encoder: Any, decoder: Any) -> Lane:
         """`_stateless.load`: the first value the request sent, through `open_`, or else
         every value sent, through the generic steps."""
         st.phase = ABSENT
-        texts = cookie_values(rs._headers, name) if cookie and rs._jar is None else rs._incoming(m)
-        if texts:
+        if not cookie or rs._jar is not None:
+            texts = rs._incoming(m)
+            if texts:
+                now = rs._sessions.clock()
+                if not open_(st, texts[0], now):
+                    generic_read(rs, m, st, texts, now)
+            return
+        sent = cookie_bytes(rs._headers, raw_name)  # the header stays bytes: no text made of it
+        if sent:
             now = rs._sessions.clock()
-            if not open_(st, texts[0], now):
-                generic_read(rs, m, st, texts, now)
+            if not open_(st, sent[0], now):
+                generic_read(rs, m, st, [value.decode("latin-1") for value in sent], now)
 
     def set_(rs: RequestSessions, st: State, value: Any) -> bool:
         """``RequestSessions.set`` of ``value``, sealed now; ``False``: it does not encode

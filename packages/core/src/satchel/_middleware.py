@@ -43,15 +43,36 @@ class SessionMiddleware:
         # whether a response may be answered by a mapping's fused path (_lane.py): not
         # when request.session is offered (its adoption runs first), nor without one
         self._lanes = sessions._offered is None and any(m._lane is not None for m in sessions.mappings)
+        # the app's one mapping, when it has a fused path: its responses need no lookup at all
+        self._solo = sessions.mappings[0] if self._lanes and len(sessions.mappings) == 1 else None
 
     # Any, not Scope: each framework types ASGI its own way (mappings, TypedDicts), and
     # the middleware must fit every framework's middleware slot under a type checker.
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
-        if kind == "lifespan":
+        if kind == "http":
+            solo = self._solo
+            if solo is not None:  # the usual request of the usual app: one mapping, fused (_lane.py)
+                request = scope[SCOPE_KEY] = RequestSessions(self.sessions, scope)
+
+                async def send_solo(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        states = request._states
+                        if states is not None:
+                            lane: Any = solo._lane  # there is one: that made it solo
+                            added = lane.commit(request, states[solo], message.get("status", 200))
+                            if added is None:
+                                await _start(request, None, None, send, message)
+                                return
+                            message["headers"] = _merge(message.get("headers") or [], added)
+                    await send(message)
+
+                await self.app(scope, receive, send_solo)
+                return
+        elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        if kind != "http" and kind != "websocket":
+        elif kind != "websocket":
             await self.app(scope, receive, send)
             return
         request = scope[SCOPE_KEY] = RequestSessions(self.sessions, scope)
@@ -145,10 +166,11 @@ class SessionMiddleware:
 
 
 async def _start(
-    request: RequestSessions, offered: Mapping[Any] | None, scope: Scope, send: Send, message: Message
+    request: RequestSessions, offered: Mapping[Any] | None, scope: Scope | None, send: Send, message: Message
 ) -> None:
-    """Send the response start with the sessions' headers, once what changed is written."""
-    if offered is not None:
+    """Send the response start with the sessions' headers, once what changed is written
+    (``scope``: the request's, when ``offered``)."""
+    if offered is not None and scope is not None:
         request._adopt(offered, scope.get("session"))
     added = await request._commit(message.get("status", 200))
     if added:

@@ -353,6 +353,12 @@ class RequestSessions:
     async def get(self, key: Key) -> object | None:
         """The session of this type (or mapping name), or ``None`` when absent or invalid."""
         m = self._sessions._by_type.get(key) or self._sessions.mapping(key)
+        lane = m._lane
+        if lane is not None and self._states is None:  # the request's first look, on the fused path
+            st = State()
+            self._states = {m: st}
+            lane.read(self, st)
+            return st.value  # type: ignore[no-any-return]
         st = self._state(m)
         if st.phase is UNREAD:  # as _load, with fewer calls on the usual paths
             if m._lane is not None:
@@ -403,7 +409,10 @@ class RequestSessions:
                 raise TypeError(
                     f"set(..., key={key!r}) needs a {m.type.__name__}, got {type(value).__name__}"
                 )
-        st = self._state(m)
+        states = self._states
+        st = states.get(m) if states is not None else None
+        if st is None:
+            st = self._state(m)
         lane = m._lane
         if lane is not None and attributes is None and lane.set(self, st, value):
             return  # the common configuration's fused path (_lane.py) sealed it
