@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 import satchel
-from _harness import COOKIE, FIRST, FIRST_DICT, MAX_AGE, Cart
+from _harness import COOKIE, FIRST, FIRST_DICT, MAX_AGE, Cart, GuaranteedCookie
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -146,55 +146,12 @@ def app_floor_cookie() -> ASGIApp:
 
 
 def app_floor_cookie_full() -> ASGIApp:
-    """The floor cookie, doing what satchel's guarantees need and nothing else, by hand.
-
-    The value travels in an envelope bound to the cookie's name, with when the session
-    began and its idle deadline, checked on the way in; a new value is decoded once more
-    before it is sent (a value that would not read back is refused) and encoded again at
-    the end (a change made in place counts); the cookie has Max-Age and Expires; the
-    response gets ``Cache-Control: private`` and ``Vary: Cookie``. What is left between
-    this and satchel is satchel's code, not its guarantees.
-    """
-    import functools
-    import math
+    """The floor cookie, doing what satchel's guarantees need and nothing else, by hand
+    (`_harness.GuaranteedCookie`)."""
     import time
 
-    from satchel._codec import ENCODER, ENVELOPE_VERSION, ENVELOPES, Envelope, b64decode, b64encode
-    from satchel._cookies import format_http_date
-
-    key, prefix, name = _key(), COOKIE.encode() + b"=", COOKIE
-    mac0 = hmac.new(hmac.new(key, b"floor-full", hashlib.sha256).digest(), digestmod=hashlib.sha256)
-    date = functools.lru_cache(maxsize=16)(format_http_date)
-    tail = "; Path=/; HttpOnly; SameSite=Lax; Secure"
-    private, vary = (b"cache-control", b"private"), (b"vary", b"Cookie")
-
-    def open_(text: bytes, now: float) -> tuple[Cart, Envelope] | None:
-        raw = b64decode(text.decode("latin-1"))
-        if raw is None or len(raw) < 32:
-            return None
-        body, tag = raw[:-32], raw[-32:]
-        mac = mac0.copy()
-        mac.update(body)
-        if not hmac.compare_digest(mac.digest(), tag):
-            return None
-        try:
-            env = ENVELOPES.decode(body)
-            cart = _DECODE.decode(env.data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
-        if env.version != ENVELOPE_VERSION or env.name != name:
-            return None
-        if not (-math.inf < env.created <= now + 300 and now < env.expires <= now + MAX_AGE + 300):
-            return None
-        return cart, env
-
-    def seal(data: bytes, created: float, now: float) -> bytes:
-        body = ENCODER.encode(Envelope(ENVELOPE_VERSION, name, created, now + MAX_AGE, data))
-        mac = mac0.copy()
-        mac.update(body)
-        text = b64encode(body + mac.digest())
-        expires = date(int(now) + MAX_AGE)
-        return f"{name}={text}; Max-Age={MAX_AGE}; Expires={expires}{tail}".encode("latin-1")
+    cookie = GuaranteedCookie(_key())
+    private, vary = GuaranteedCookie.PRIVATE, GuaranteedCookie.VARY
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -202,23 +159,20 @@ def app_floor_cookie_full() -> ASGIApp:
         path = scope["path"]
         now = time.time()
         if path == "/login":
-            cookie = seal(_ENCODE.encode(FIRST), now, now)
-            return await respond(send, headers=[(b"set-cookie", cookie), private, vary])
+            _, first = cookie.set(FIRST, now, now)
+            return await respond(send, headers=[(b"set-cookie", first), private, vary])
         if path not in ("/rmw", "/ro"):
             return await respond(send)
-        text = _cookie(scope, prefix)
-        opened = open_(text, now) if text is not None else None
+        text = cookie.find(scope["headers"])
+        opened = cookie.open(text, now) if text is not None else None
         if opened is None:
             return await respond(send, 500)
         if path == "/ro":
             return await respond(send, headers=[vary])
-        cart = msgspec.structs.replace(opened[0], visits=opened[0].visits + 1)
-        data = _ENCODE.encode(cart)
-        _DECODE.decode(data)  # reads back, as set() checks
-        cookie = seal(data, opened[1].created, now)
-        if _ENCODE.encode(cart) != data:  # changed in place after the set: sealed again
-            cookie = seal(_ENCODE.encode(cart), opened[1].created, now)
-        await respond(send, headers=[(b"set-cookie", cookie), private, vary])
+        cart, created = msgspec.structs.replace(opened[0], visits=opened[0].visits + 1), opened[1].created
+        data, sealed = cookie.set(cart, created, now)
+        sealed = cookie.final(cart, data, sealed, created, now)
+        await respond(send, headers=[(b"set-cookie", sealed), private, vary])
         return None
 
     return app
