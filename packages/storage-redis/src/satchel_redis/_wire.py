@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-__all__ = ["Wire", "pack"]
+__all__ = ["Wire", "pack", "taker"]
 
 
 def pack(*args: bytes) -> bytes:
@@ -37,6 +37,18 @@ def pack(*args: bytes) -> bytes:
     for arg in args:
         parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
     return b"".join(parts)
+
+
+def taker(pool: Any) -> Callable[[], Awaitable[Any]]:
+    """``pool.get_connection`` as a call without arguments, on every redis-py version:
+    redis-py 5 asks for a command name (unused by its plain pools); later versions warn
+    when given one."""
+    first = inspect.signature(pool.get_connection).parameters.get("command_name")
+    needs_name = first is not None and first.default is inspect.Parameter.empty
+    take: Callable[[], Awaitable[Any]] = (
+        functools.partial(pool.get_connection, "GET") if needs_name else pool.get_connection
+    )
+    return take
 
 
 class Wire:
@@ -57,11 +69,7 @@ class Wire:
         encoder = client.get_encoder()  # type: ignore[no-untyped-call]
         self.encoding: str = encoder.encoding
         self.errors: str = encoder.encoding_errors
-        # redis-py 5 asks for a command name (unused by its plain pools); later versions
-        # warn when given one
-        first = inspect.signature(pool.get_connection).parameters.get("command_name")
-        needs_name = first is not None and first.default is inspect.Parameter.empty
-        self.take = functools.partial(pool.get_connection, "GET") if needs_name else pool.get_connection
+        self.take = taker(pool)
 
     def encode(self, key: str) -> bytes:
         """``key`` as the client's other commands send it."""
