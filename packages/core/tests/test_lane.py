@@ -43,9 +43,12 @@ def generic_open(m: satchel.Mapping[Any], text: str, now: float) -> tuple[Any, .
 
 
 def lane_open(m: satchel.Mapping[Any], text: str, now: float) -> tuple[Any, ...] | None:
+    """What the fused path reads from ``text``; a cookie's value reaches it as the request
+    sent it, the ``Cookie`` header's bytes, a header mapping's as text."""
     assert m._lane is not None
     state = State()
-    if not m._lane.open(state, text, now):
+    given: str | bytes = text.encode("latin-1") if m.transport == "cookie" else text
+    if not m._lane.open(state, given, now):
         return None
     return (state.value, state.data, state.created, state.expires, state.reissue)
 
