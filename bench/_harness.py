@@ -56,6 +56,19 @@ FIRST = Cart(
 FIRST_DICT: dict[str, Any] = msgspec.to_builtins(FIRST)
 
 
+def find_cookie(headers: Any, prefix: bytes) -> bytes | None:
+    """The value of the first cookie that starts with ``prefix`` (``name=``), as the floors
+    look for theirs."""
+    for name, value in headers:
+        if name == b"cookie":
+            for part in value.split(b";"):
+                part = part.strip()
+                if part.startswith(prefix):
+                    found: bytes = part[len(prefix) :]
+                    return found
+    return None
+
+
 CART_ENCODER = msgspec.msgpack.Encoder()
 CART_DECODER = msgspec.msgpack.Decoder(Cart)
 
@@ -81,15 +94,7 @@ class GuaranteedCookie:
 
     def find(self, headers: Any) -> bytes | None:
         """The cookie's value in the request's headers."""
-        prefix = self.prefix
-        for name, value in headers:
-            if name == b"cookie":
-                for part in value.split(b";"):
-                    part = part.strip()
-                    if part.startswith(prefix):
-                        found: bytes = part[len(prefix) :]
-                        return found
-        return None
+        return find_cookie(headers, self.prefix)
 
     def open(self, text: bytes, now: float) -> tuple[Cart, Envelope] | None:
         """The session in ``text`` and its envelope, if signed, this cookie's and not expired."""

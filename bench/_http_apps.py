@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 import satchel
-from _harness import COOKIE, FIRST, FIRST_DICT, MAX_AGE, Cart, GuaranteedCookie
+from _harness import COOKIE, FIRST, FIRST_DICT, MAX_AGE, Cart, GuaranteedCookie, find_cookie
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,17 +86,6 @@ def app_bare() -> ASGIApp:
 # -- floors: the least a hand-written middleware does ---------------------------------
 
 
-def _cookie(scope: Scope, prefix: bytes) -> bytes | None:
-    for name, value in scope["headers"]:
-        if name == b"cookie":
-            for part in value.split(b";"):
-                part = part.strip()
-                if part.startswith(prefix):
-                    found: bytes = part[len(prefix) :]
-                    return found
-    return None
-
-
 _ENCODE = msgspec.msgpack.Encoder()
 _DECODE = msgspec.msgpack.Decoder(Cart)
 _ATTRIBUTES = f"; Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax; Secure"
@@ -132,7 +121,7 @@ def app_floor_cookie() -> ASGIApp:
             return await respond(send, headers=[(b"set-cookie", seal(FIRST))])
         if path not in ("/rmw", "/ro"):
             return await respond(send)
-        text = _cookie(scope, prefix)
+        text = find_cookie(scope["headers"], prefix)
         cart = open_(text) if text is not None else None
         if cart is None:
             return await respond(send, 500)
@@ -206,7 +195,7 @@ def _floor_redis(compare_and_set: bool) -> ASGIApp:
             return await respond(send, headers=[(b"set-cookie", cookie)])
         if path not in ("/rmw", "/ro"):
             return await respond(send)
-        token = _cookie(scope, prefix)
+        token = find_cookie(scope["headers"], prefix)
         key = space + token.decode("latin-1") if token else None
         raw = await client.get(key) if key else None
         assert not isinstance(raw, str)  # no decode_responses: bytes or None
