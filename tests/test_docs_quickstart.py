@@ -69,12 +69,20 @@ async def test_the_server_side_example_signs_in_and_out(tmp_path: Path) -> None:
 
     routes = [Route("/in/{user}", sign_in), Route("/out", sign_out), Route("/who", who)]
     app = satchel.SessionMiddleware(Starlette(routes=routes), page["sessions"])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://localhost") as client:
-        await client.get("/in/ada")
-        assert (await client.get("/who")).json() == "ada"
-        await client.get("/out")
-        assert "SID" not in client.cookies
-        assert (await client.get("/who")).json() is None
+    try:
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            await client.get("/in/ada")
+            assert (await client.get("/who")).json() == "ada"
+            await client.get("/out")
+            assert "SID" not in client.cookies
+            assert (await client.get("/who")).json() is None
+    finally:
+        # ASGITransport sends no lifespan, so the middleware never closes the storage as a
+        # server's shutdown would: close it on this loop. Left open, its aiosqlite threads
+        # would be stopped by a garbage collection in some later test, and would answer on
+        # that test's loop, maybe after it has closed ("Event loop is closed").
+        await page["sessions"].aclose()
     assert (tmp_path / "sessions.db").exists()  # the session was stored, not carried
 
 
