@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from satchel._codec import ENCODER, Envelope
 from satchel._exceptions import SerializationError
+from satchel._sessions import RequestSessions
 from satchel._state import State
 
 NOW = 1_700_000_000.0
@@ -210,6 +211,22 @@ def test_an_altered_value_reads_alike_through_both_paths(
         assert fused[0] == Cart(items=items)
     elif fused is not None:
         assert fused == generic
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("valid", [True, False])
+async def test_a_cookie_header_given_as_a_bytearray_reads_as_bytes_would(valid: bool) -> None:
+    """ASGI says header values are bytes; a server that passes a bytearray still gets the
+    session, or no session for a malformed value, never an error."""
+    m = MAPPINGS["cookie"]()
+    text, _ = m._seal_stateless(m.serializer.encode(Cart(items=["x"])), NOW, NOW)
+    value = text.encode() if valid else b"AAAA"
+    sessions = satchel.Sessions(m, clock=lambda: NOW)
+    got = []
+    for header in (b"CART=" + value, bytearray(b"CART=" + value)):
+        scope = {"type": "http", "headers": [(b"cookie", header)], "scheme": "https"}
+        got.append(await RequestSessions(sessions, scope).get(Cart))
+    assert got == ([Cart(items=["x"])] * 2 if valid else [None, None])
 
 
 @pytest.mark.parametrize("kind", sorted(MAPPINGS))

@@ -55,7 +55,7 @@ def b64decode(text: str | bytes) -> bytes | None:
     tail = len(text) & 3
     if tail == 1 or not text.isascii():
         return None
-    raw = text if text.__class__ is bytes else text.encode()  # type: ignore[union-attr]
+    raw = text.encode() if isinstance(text, str) else text  # bytes as a header gave them
     # unused low bits in the last character would let two texts carry the same bytes
     if tail and _ALPHABET.find(raw[-1]) & (0x0F if tail == 2 else 0x03):
         return None
