@@ -18,6 +18,7 @@ from core_helpers import KEY
 from litestar import Litestar, get
 from litestar import Request as LitestarRequest
 from litestar.middleware import DefineMiddleware
+from litestar.params import FromQuery
 from litestar.testing import TestClient as LitestarTestClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -361,7 +362,7 @@ def test_litestar_with_define_middleware_closes_storages_through_the_documented_
     sessions = login_sessions(storage)
 
     @get("/in")
-    async def litestar_sign_in(request: LitestarRequest[Any, Any, Any], user: str) -> None:
+    async def litestar_sign_in(request: LitestarRequest[Any, Any, Any], user: FromQuery[str]) -> None:
         satchel.sessions_of(request).set(Login(user=user))
 
     @get("/me")
