@@ -98,18 +98,14 @@ def build(m: Mapping[Any], sign: Sign, encoder: Any, decoder: Any) -> Lane:
         """`_stateless.load`: the first value the request sent, through `open_`, or else
         every value sent, through the generic steps."""
         st.phase = ABSENT
-        if not cookie or rs._jar is not None:
-            texts = rs._incoming(m)
-            if texts:
-                now = rs._sessions.clock()
-                if not open_(st, texts[0], now):
-                    generic_read(rs, m, st, texts, now)
-            return
-        sent = cookie_bytes(rs._headers, raw_name)  # the header stays bytes: no text made of it
+        # a cookie stays bytes as the header gave it: no text is made of the header
+        sent: list[bytes] | list[str]
+        sent = cookie_bytes(rs._headers, raw_name) if cookie and rs._jar is None else rs._incoming(m)
         if sent:
             now = rs._sessions.clock()
             if not open_(st, sent[0], now):
-                generic_read(rs, m, st, [value.decode("latin-1") for value in sent], now)
+                texts = [v.decode("latin-1") if isinstance(v, bytes) else v for v in sent]
+                generic_read(rs, m, st, texts, now)
 
     def set_(rs: RequestSessions, st: State, value: Any) -> bool:
         """``RequestSessions.set`` of ``value``, sealed now; ``False``: it does not encode
